@@ -1,0 +1,87 @@
+"""The numpy backend: minigrad (NumPy + numba), no deep-learning framework."""
+
+import numpy as np
+
+import minigrad
+import minigrad.nn.functional as minigrad_functional
+from minigrad import nn as minigrad_nn
+from minigrad import optim as minigrad_optim
+
+from .base import Backend
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    nn = minigrad_nn
+    F = minigrad_functional
+
+    def __init__(self, device=None, dtype="float32"):
+        if device not in (None, "cpu"):
+            raise ValueError(f"the numpy backend runs on the CPU only; got device={device!r} (use --backend torch for CUDA)")
+        super().__init__("cpu", dtype)
+        self.dtype = np.dtype(dtype)
+        self.int_dtype = np.dtype(np.int64)
+
+    def place(self, module):
+        """Cast a module's parameters to this backend's dtype (in place)."""
+        return module.to(self.dtype)
+
+    # ---- tensors ----------------------------------------------------------------------
+    def tensor(self, data, dtype=None, requires_grad=False):
+        array = np.asarray(data)
+        if dtype is None and np.issubdtype(array.dtype, np.floating):
+            dtype = self.dtype
+        return minigrad.tensor(array, dtype=dtype, requires_grad=requires_grad)
+
+    def to_numpy(self, t):
+        return t.data if isinstance(t, minigrad.Tensor) else np.asarray(t)
+
+    def is_tensor(self, x):
+        return isinstance(x, minigrad.Tensor)
+
+    def no_grad(self):
+        return minigrad.no_grad()
+
+    def manual_seed(self, seed):
+        minigrad.manual_seed(seed)
+
+    def cat(self, tensors, dim=0):
+        return minigrad.cat(tensors, dim)
+
+    def stack(self, tensors, dim=0):
+        return minigrad.stack(tensors, dim)
+
+    def where(self, condition, input, other):
+        return minigrad.where(condition, input, other)
+
+    def zeros(self, *size, dtype=None):
+        return minigrad.zeros(*size, dtype=dtype or self.dtype)
+
+    def arange(self, *args, dtype=None):
+        return minigrad.arange(*args, dtype=dtype)
+
+    # ---- training ---------------------------------------------------------------------
+    def optimizer(self, name, params, lr, **kwargs):
+        cls = {"sgd": minigrad_optim.SGD, "adam": minigrad_optim.Adam, "adamw": minigrad_optim.AdamW}
+        return cls[self.check_optimizer_name(name)](params, lr=lr, **kwargs)
+
+    def lambda_lr(self, optimizer, fn):
+        return minigrad_optim.LambdaLR(optimizer, fn)
+
+    def clip_grad_norm_(self, params, max_norm):
+        return float(minigrad_optim.clip_grad_norm_(list(params), max_norm).item())
+
+    def load_numpy_state(self, module, arrays, strict=True):
+        return module.load_state_dict(arrays, strict=strict)
+
+    def optimizer_state_to_numpy(self, optimizer):
+        return optimizer.state_dict()
+
+    def load_optimizer_state(self, optimizer, state):
+        optimizer.load_state_dict(state)
+
+    def get_rng_state(self):
+        return {"minigrad": minigrad.random.default_generator.get_state()}
+
+    def set_rng_state(self, state):
+        minigrad.random.default_generator.set_state(state["minigrad"])

@@ -1,0 +1,217 @@
+"""`minigrad.nn.functional`: the functional ops a model and a loss need, named and
+ordered as in `torch.nn.functional`. Import as `import minigrad.nn.functional as F`.
+"""
+
+import math
+
+import numpy as np
+
+from ..ops import dropout as dropout_ops
+from ..ops import embedding as embedding_ops
+from ..ops import layer_norm as layer_norm_ops
+from ..ops import linear as linear_ops
+from ..ops import pointwise
+from ..ops import softmax as softmax_ops
+from ..random import resolve
+from ..tensor import Tensor, _index_array, bool_
+
+__all__ = [
+    "linear", "relu", "gelu", "sigmoid", "tanh", "softplus", "logsigmoid", "softmax",
+    "log_softmax", "layer_norm", "embedding", "dropout", "cross_entropy", "nll_loss",
+    "mse_loss", "token_logprobs", "scaled_dot_product_attention",
+]
+
+
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias, weight of shape (out_features, in_features)."""
+    return linear_ops.Linear.apply(input, weight, bias)
+
+
+def relu(input):
+    return pointwise.ReLU.apply(input)
+
+
+def gelu(input, approximate="none"):
+    """Exact GELU x·Φ(x) (default), or the tanh approximation with approximate='tanh'."""
+    return pointwise.GELU.apply(input, approximate)
+
+
+def sigmoid(input):
+    return pointwise.Sigmoid.apply(input)
+
+
+def tanh(input):
+    return pointwise.Tanh.apply(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    return pointwise.Softplus.apply(input, beta, threshold)
+
+
+def logsigmoid(input):
+    """log σ(x), finite for any finite x (checked to |x| = 1e4)."""
+    return pointwise.LogSigmoid.apply(input)
+
+
+def softmax(input, dim):
+    return softmax_ops.Softmax.apply(input, dim)
+
+
+def log_softmax(input, dim):
+    """log softmax along `dim`."""
+    return softmax_ops.LogSoftmax.apply(input, dim)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    return layer_norm_ops.LayerNorm.apply(input, tuple(normalized_shape), weight, bias, eps)
+
+
+def embedding(input, weight, padding_idx=None):
+    """Rows of `weight` picked by the integer ids in `input`."""
+    ids = _index_array(input, "embedding")
+    return embedding_ops.Embedding.apply(ids, weight, padding_idx)
+
+
+def dropout(input, p=0.5, training=True, generator=None):
+    """Zero entries with probability p and scale the rest by 1/(1-p); identity when
+    not training. `generator` is a minigrad extension (default: the global one)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    keep = resolve(generator).random(input.shape) >= p
+    return dropout_ops.Dropout.apply(input, keep, p)
+
+
+def token_logprobs(logits, targets, ignore_index=-100):
+    """log softmax(logits)[..., target] at every position: shape `targets.shape`.
+
+    Not a torch function (it is `-cross_entropy(..., reduction="none")` with the
+    class dim last). Positions whose target is `ignore_index` give 0 and get no
+    gradient.
+    """
+    targets = _index_array(targets, "token_logprobs")
+    if tuple(logits.shape[:-1]) != tuple(targets.shape):
+        raise ValueError(
+            f"token_logprobs: logits of shape {tuple(logits.shape)} need targets of shape "
+            f"{tuple(logits.shape[:-1])}, got {tuple(targets.shape)}"
+        )
+    vocab = logits.shape[-1]
+    bad = (targets != ignore_index) & ((targets < 0) | (targets >= vocab))
+    if bad.any():
+        raise IndexError(
+            f"token_logprobs: target {targets[bad].ravel()[0]} is out of range for {vocab} classes "
+            f"(and is not ignore_index={ignore_index})"
+        )
+    valid = targets != ignore_index
+    safe = np.where(valid, targets, 0)
+    logp = log_softmax(logits, dim=-1)
+    picked = logp.gather(-1, safe[..., None])[..., 0]
+    return picked.masked_fill(~valid, 0.0)
+
+
+def _reduce(loss, reduction, count=None):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        if count is None:
+            return loss.mean()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return loss.sum() / count
+    raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+
+
+def _class_dim_last(input, target, name):
+    """(N, C, d1, ...) -> (N, d1, ..., C) and check target's shape."""
+    if input.ndim == 1:
+        input, target_shape = input.unsqueeze(0), ()
+    elif input.ndim == 2:
+        target_shape = (input.shape[0],)
+    else:
+        target_shape = (input.shape[0],) + tuple(input.shape[2:])
+        input = input.permute(0, *range(2, input.ndim), 1)
+    if tuple(target.shape) != target_shape:
+        raise ValueError(
+            f"{name}: input of shape {tuple(input.shape)} needs class-index targets of shape "
+            f"{target_shape}, got {tuple(target.shape)}"
+        )
+    return input, target.reshape(input.shape[:-1])
+
+
+def cross_entropy(input, target, ignore_index=-100, reduction="mean"):
+    """-log softmax(input)[target] with the class dim at 1 (input (N, C) or (N, C, d...)
+    or (C,)). 'mean' averages over targets that are not `ignore_index`.
+
+    Difference from torch: class-index targets only; no `weight` and no
+    `label_smoothing`.
+    """
+    targets = _index_array(target, "cross_entropy")
+    logits, flat_targets = _class_dim_last(input, targets, "cross_entropy")
+    loss = -token_logprobs(logits, flat_targets, ignore_index).reshape(targets.shape)
+    return _reduce(loss, reduction, count=int(np.sum(targets != ignore_index)))
+
+
+def nll_loss(input, target, ignore_index=-100, reduction="mean"):
+    """-input[target] for log-probabilities `input` with the class dim at 1."""
+    targets = _index_array(target, "nll_loss")
+    logp, flat_targets = _class_dim_last(input, targets, "nll_loss")
+    valid = flat_targets != ignore_index
+    safe = np.where(valid, flat_targets, 0)
+    picked = logp.gather(-1, safe[..., None])[..., 0].masked_fill(~valid, 0.0)
+    return _reduce(-picked.reshape(targets.shape), reduction, count=int(valid.sum()))
+
+
+def mse_loss(input, target, reduction="mean"):
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def _combine_masks(scores_shape, attn_mask, is_causal):
+    """Fold is_causal and a bool attn_mask into one bool 'may attend' array, or None."""
+    tq, tk = scores_shape[-2], scores_shape[-1]
+    allowed = None
+    if is_causal:
+        allowed = np.tril(np.ones((tq, tk), dtype=bool))
+    if attn_mask is not None and attn_mask.dtype == bool_:
+        allowed = attn_mask.data if allowed is None else (allowed & attn_mask.data)
+    return allowed
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None):
+    """softmax(q kᵀ · scale + mask) v over the last two dims.
+
+    `attn_mask`: bool (True = may attend, as torch) or additive float, broadcastable
+    to (..., L, S). `scale` defaults to 1/sqrt(E).
+
+    Difference from torch: a query row that may attend to no key gives zeros
+    (torch gives NaN), and its gradient is zero.
+    """
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise RuntimeError(
+            f"scaled_dot_product_attention: shapes q {tuple(query.shape)}, k {tuple(key.shape)}, "
+            f"v {tuple(value.shape)} do not fit (q and k need the same last dim, k and v the same length)"
+        )
+    if attn_mask is not None and not isinstance(attn_mask, Tensor):
+        attn_mask = Tensor(np.asarray(attn_mask))
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if attn_mask is not None and attn_mask.dtype != bool_:
+        scores = scores + attn_mask
+    allowed = _combine_masks(scores.shape, attn_mask, is_causal)
+    if allowed is not None:
+        allowed = np.broadcast_to(allowed, scores.shape)
+        dead_rows = ~allowed.any(axis=-1, keepdims=True)
+        # fill dead rows with 0 before softmax (finite), zero their weights after
+        scores = scores.masked_fill(~allowed & ~dead_rows, float("-inf")).masked_fill(dead_rows, 0.0)
+        weights = softmax(scores, dim=-1).masked_fill(dead_rows, 0.0)
+    else:
+        weights = softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    return weights @ value
+

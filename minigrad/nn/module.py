@@ -1,0 +1,219 @@
+"""`Module` and `Parameter`: named, nested containers of trainable tensors (torch's API)."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from ..tensor import Tensor, _canonical_dtype, _to_array
+
+
+class Parameter(Tensor):
+    """A tensor that a Module registers as trainable (requires_grad=True by default)."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data.data if isinstance(data, Tensor) else data)
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _as_numpy(value):
+    """Accept minigrad tensors, NumPy arrays, or anything with .detach().cpu().numpy()
+    (a torch tensor) without importing torch."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+class Module:
+    """Base class of layers and models: assign Parameters and Modules as attributes
+    and they are registered under their attribute names, as in torch."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() is called: "
+                f"call super().__init__() first in {type(self).__name__}.__init__"
+            )
+        for registry in (self._parameters, self._modules, self._buffers):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name, tensor):
+        """A tensor saved in state_dict but not trained (e.g. a fixed mask)."""
+        object.__setattr__(self, name, tensor)
+        self._buffers[name] = tensor
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ---- traversal -------------------------------------------------------------------
+    def named_children(self):
+        return iter(self._modules.items())
+
+    def children(self):
+        return iter(self._modules.values())
+
+    def named_modules(self, prefix=""):
+        stack, seen = [(prefix, self)], set()
+        while stack:
+            name, module = stack.pop(0)
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            stack[0:0] = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items()]
+
+    def modules(self):
+        return (m for _, m in self.named_modules())
+
+    def named_parameters(self, prefix="", recurse=True):
+        """(dotted name, Parameter) pairs, each parameter once, in registration order."""
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for name, p in module._parameters.items():
+                if p is None or id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{module_name}.{name}" if module_name else name), p
+
+    def parameters(self, recurse=True):
+        return (p for _, p in self.named_parameters(recurse=recurse))
+
+    def named_buffers(self):
+        for module_name, module in self.named_modules():
+            for name, b in module._buffers.items():
+                yield (f"{module_name}.{name}" if module_name else name), b
+
+    def apply(self, fn):
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    # ---- modes and gradients -------------------------------------------------------
+    def train(self, mode=True):
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.data[...] = 0
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, dtype):
+        """Cast every parameter and floating buffer to `dtype` in place ('cpu' is a no-op)."""
+        if isinstance(dtype, str) and dtype == "cpu":
+            return self
+        dtype = _canonical_dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for _, b in self.named_buffers():
+            if np.issubdtype(b.dtype, np.floating):
+                b.data = b.data.astype(dtype)
+        return self
+
+    def double(self):
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
+
+    # ---- state -----------------------------------------------------------------------
+    def state_dict(self):
+        """Ordered {dotted name: tensor} of parameters then buffers, sharing memory."""
+        state = collections.OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = p.detach()
+        for name, b in self.named_buffers():
+            state[name] = b.detach()
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values into the parameters and buffers of the same names.
+
+        Values may be minigrad tensors, NumPy arrays or torch tensors; they are
+        cast to each parameter's dtype. Every missing key, unexpected key and
+        shape mismatch is listed in one error (mismatches always fail; missing
+        and unexpected keys fail when strict).
+        """
+        targets = dict(self.named_parameters())
+        targets.update(dict(self.named_buffers()))
+        missing = [k for k in targets if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in targets]
+        problems = []
+        arrays = {}
+        for name, target in targets.items():
+            if name not in state_dict:
+                continue
+            value = _as_numpy(state_dict[name])
+            if tuple(value.shape) != tuple(target.shape):
+                problems.append(
+                    f"size mismatch for {name}: checkpoint has shape {tuple(value.shape)}, "
+                    f"the model has {tuple(target.shape)}"
+                )
+            else:
+                arrays[name] = value
+        if strict:
+            if missing:
+                problems.append("missing keys: " + ", ".join(missing))
+            if unexpected:
+                problems.append("unexpected keys: " + ", ".join(unexpected))
+        if problems:
+            raise RuntimeError(
+                f"error(s) loading state_dict for {type(self).__name__}:\n  " + "\n  ".join(problems)
+            )
+        for name, value in arrays.items():
+            target = targets[name]
+            target.data = np.array(_to_array(value), dtype=target.dtype, copy=True)
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---- display ---------------------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, module in self._modules.items():
+            child = repr(module).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child}")
+        if len(lines) == 1:
+            return lines[0] + ")"
+        return "\n".join(lines) + "\n)"

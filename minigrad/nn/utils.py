@@ -1,0 +1,32 @@
+"""Gradient utilities (torch.nn.utils)."""
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Scale all gradients in place so their joint norm is at most `max_norm`.
+
+    Returns the total norm before clipping (a 0-d tensor), as torch does; the
+    scale is max_norm / (total + 1e-6), applied only when below 1.
+    """
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    grads = [p.grad.data for p in parameters if p.grad is not None]
+    if not grads:
+        return Tensor(np.zeros(()))
+    if norm_type == float("inf"):
+        total = max(float(np.max(np.abs(g))) for g in grads)
+    else:
+        total = float(sum(float(np.sum(np.abs(g) ** norm_type)) for g in grads) ** (1.0 / norm_type))
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(
+            f"the total norm of order {norm_type} of the gradients is non-finite ({total}); "
+            "pass error_if_nonfinite=False to clip anyway"
+        )
+    coef = max_norm / (total + 1e-6)
+    if coef < 1:
+        for g in grads:
+            g *= coef
+    return Tensor(np.asarray(total, dtype=grads[0].dtype))

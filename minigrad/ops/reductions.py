@@ -1,0 +1,124 @@
+"""Reductions over one axis, several axes or all: sum, mean, var, amax, max(dim)."""
+
+import numpy as np
+
+from ..autograd import Function
+
+
+def normalize_dims(dim, ndim, name):
+    """torch-style dim argument (None, int or tuple, negatives allowed) -> sorted tuple."""
+    if dim is None:
+        return tuple(range(ndim))
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -max(ndim, 1) <= d < max(ndim, 1):
+            raise IndexError(
+                f"{name}: dim {d} is out of range for a tensor of {ndim} dimension(s) "
+                f"(expected in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])"
+            )
+        out.append(d % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"{name}: dim {dim} names the same dimension twice")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def _regrow(g, in_shape, dims, keepdim):
+    """Put reduced axes back as size 1 so `g` broadcasts against the input."""
+    if not keepdim and dims:
+        g = np.expand_dims(g, dims)
+    return g
+
+
+class Sum(Function):
+    """out = Σ_dims a;  d/da = 1 broadcast back over the summed axes."""
+
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        dims = normalize_dims(dim, a.ndim, "sum")
+        ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
+        return np.sum(a, axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.broadcast_to(_regrow(g, ctx.shape, ctx.dims, ctx.keepdim), ctx.shape)
+
+
+class Mean(Function):
+    """out = Σ_dims a / N;  d/da = 1/N broadcast back (N = number of reduced entries)."""
+
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        if not np.issubdtype(a.dtype, np.floating):
+            raise RuntimeError(f"mean: needs a floating-point tensor, got {a.dtype}")
+        dims = normalize_dims(dim, a.ndim, "mean")
+        ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
+        ctx.count = int(np.prod([a.shape[d] for d in dims]))
+        return np.mean(a, axis=dims, keepdims=keepdim)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim) / ctx.count
+        return np.broadcast_to(g, ctx.shape)
+
+
+class Var(Function):
+    """out = Σ (a - mean)² / (N - correction);  d/da = 2(a - mean) / (N - correction)."""
+
+    @staticmethod
+    def forward(ctx, a, dim=None, correction=1, keepdim=False):
+        dims = normalize_dims(dim, a.ndim, "var")
+        count = int(np.prod([a.shape[d] for d in dims]))
+        ctx.centered = a - np.mean(a, axis=dims, keepdims=True)
+        ctx.dims, ctx.keepdim, ctx.shape = dims, keepdim, a.shape
+        ctx.denominator = max(count - correction, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sum(ctx.centered**2, axis=dims, keepdims=keepdim) / ctx.denominator
+
+    @staticmethod
+    def backward(ctx, g):
+        g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * (2 / ctx.denominator) * ctx.centered
+
+
+class Amax(Function):
+    """out = max over dims;  d/da = 1/k at each of the k entries equal to the max
+    (ties share the gradient evenly, as torch.amax and full torch.max do)."""
+
+    @staticmethod
+    def forward(ctx, a, dim=None, keepdim=False):
+        dims = normalize_dims(dim, a.ndim, "amax")
+        if any(a.shape[d] == 0 for d in dims):
+            raise RuntimeError("amax: cannot reduce over an empty dimension")
+        out = np.max(a, axis=dims, keepdims=True)
+        ctx.is_max = a == out
+        ctx.dims, ctx.keepdim, ctx.shape = dims, keepdim, a.shape
+        return out if keepdim else np.squeeze(out, axis=dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim)
+        ties = np.sum(ctx.is_max, axis=ctx.dims, keepdims=True)
+        return np.where(ctx.is_max, g / ties, 0).astype(g.dtype, copy=False)
+
+
+class MaxDim(Function):
+    """out = max along one dim (the values of torch.max(x, dim));
+    d/da = 1 at the returned index, 0 elsewhere (one winner per row, as torch)."""
+
+    @staticmethod
+    def forward(ctx, a, dim, keepdim=False):
+        (d,) = normalize_dims(dim, a.ndim, "max")
+        index = np.expand_dims(np.argmax(a, axis=d), d)
+        ctx.index, ctx.dim, ctx.keepdim, ctx.shape = index, d, keepdim, a.shape
+        out = np.take_along_axis(a, index, axis=d)
+        return out if keepdim else np.squeeze(out, axis=d)
+
+    @staticmethod
+    def backward(ctx, g):
+        if not ctx.keepdim:
+            g = np.expand_dims(g, ctx.dim)
+        grad = np.zeros(ctx.shape, dtype=g.dtype)
+        np.put_along_axis(grad, ctx.index, g, axis=ctx.dim)
+        return grad

@@ -1,0 +1,161 @@
+"""Ops that move entries without changing them: their backward moves the gradient back."""
+
+import numpy as np
+
+from ..autograd import Function
+
+
+class Reshape(Function):
+    """out = a viewed as `shape`;  d/da = g reshaped to a's shape.
+
+    Also serves `view`: NumPy copies when a view is impossible, so unlike torch,
+    `view` never fails on a non-contiguous tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        try:
+            return a.reshape(shape)
+        except ValueError:
+            raise RuntimeError(
+                f"shape {tuple(shape)} is invalid for a tensor of shape {tuple(a.shape)} "
+                f"({a.size} elements)"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.reshape(ctx.shape)
+
+
+class Permute(Function):
+    """out = a with axes reordered by `dims`;  d/da = g with the inverse order.
+    Transpose is the permutation that swaps two axes."""
+
+    @staticmethod
+    def forward(ctx, a, dims):
+        ctx.dims = dims
+        return np.transpose(a, dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.transpose(g, np.argsort(ctx.dims))
+
+
+class Expand(Function):
+    """out = a broadcast to `shape` (a read-only view, no copy);
+    d/da = g summed over the broadcast axes, which the engine's sum_to_shape does."""
+
+    @staticmethod
+    def forward(ctx, a, shape):
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class Contiguous(Function):
+    """out = a copy of a in C order;  d/da = g."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def _has_array_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, (np.ndarray, list)) for i in items)
+
+
+class Index(Function):
+    """out = a[index] for ints, slices, None, Ellipsis and integer/bool arrays;
+    d/da = g scattered back into zeros; entries picked more than once accumulate
+    (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2."""
+
+    @staticmethod
+    def forward(ctx, a, index):
+        ctx.shape, ctx.index = a.shape, index
+        try:
+            return a[index]
+        except IndexError as error:
+            raise IndexError(f"index {index!r} is out of range for shape {tuple(a.shape)}: {error}") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        grad = np.zeros(ctx.shape, dtype=g.dtype)
+        if _has_array_index(ctx.index):
+            np.add.at(grad, ctx.index, g)
+        else:
+            grad[ctx.index] = g
+        return grad, None
+
+
+class Gather(Function):
+    """out[..i..] = a[..index[..i..]..] along `dim` (torch.gather);
+    d/da = g scattered back to the gathered positions, accumulating repeats."""
+
+    @staticmethod
+    def forward(ctx, a, dim, index):
+        if index.ndim != a.ndim:
+            raise RuntimeError(
+                f"gather: index has {index.ndim} dimensions but input has {a.ndim}; they must match"
+            )
+        d = dim % a.ndim
+        # torch lets index be smaller than the input off `dim`: crop the input to match
+        crop = tuple(slice(None) if i == d else slice(0, n) for i, n in enumerate(index.shape))
+        for i, n in enumerate(index.shape):
+            if i != d and n > a.shape[i]:
+                raise RuntimeError(
+                    f"gather: index size {n} exceeds input size {a.shape[i]} in dimension {i}"
+                )
+        if index.size and (index.min() < -a.shape[d] or index.max() >= a.shape[d]):
+            raise IndexError(f"gather: index out of range for dimension {dim} of size {a.shape[d]}")
+        ctx.shape, ctx.dim, ctx.index = a.shape, d, index
+        return np.take_along_axis(a[crop], index, axis=d)
+
+    @staticmethod
+    def backward(ctx, g):
+        grad = np.zeros(ctx.shape, dtype=g.dtype)
+        where = list(np.indices(ctx.index.shape, sparse=True))
+        where[ctx.dim] = ctx.index
+        np.add.at(grad, tuple(where), g)
+        return grad, None, None
+
+
+class Cat(Function):
+    """out = inputs joined along `dim`;  d/d(input i) = the slice of g it occupies."""
+
+    @staticmethod
+    def forward(ctx, *arrays, dim=0):
+        d = dim % arrays[0].ndim
+        ctx.dim, ctx.bounds = d, np.cumsum([a.shape[d] for a in arrays])[:-1]
+        try:
+            return np.concatenate(arrays, axis=d)
+        except ValueError as error:
+            shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
+            raise RuntimeError(f"cat: shapes {shapes} do not fit along dim {dim}: {error}") from None
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(np.split(g, ctx.bounds, axis=ctx.dim))
+
+
+class Stack(Function):
+    """out = inputs stacked along a new axis `dim`;  d/d(input i) = g[..., i, ...]."""
+
+    @staticmethod
+    def forward(ctx, *arrays, dim=0):
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1:
+            raise RuntimeError(f"stack: all inputs need the same shape, got {sorted(shapes)}")
+        ctx.dim = dim % (arrays[0].ndim + 1)
+        return np.stack(arrays, axis=ctx.dim)
+
+    @staticmethod
+    def backward(ctx, g):
+        return tuple(np.moveaxis(g, ctx.dim, 0))

@@ -1,0 +1,13 @@
+"""`minigrad.optim`: SGD, Adam, AdamW, learning-rate schedules, gradient clipping."""
+
+from ..nn.utils import clip_grad_norm_
+from . import lr_scheduler
+from .adam import Adam, AdamW
+from .lr_scheduler import LambdaLR, get_linear_schedule_with_warmup
+from .optimizer import Optimizer
+from .sgd import SGD
+
+__all__ = [
+    "Optimizer", "SGD", "Adam", "AdamW", "LambdaLR", "get_linear_schedule_with_warmup",
+    "clip_grad_norm_", "lr_scheduler",
+]
