@@ -17,7 +17,9 @@ class NumpyBackend(Backend):
 
     def __init__(self, device=None, dtype="float32"):
         if device not in (None, "cpu"):
-            raise ValueError(f"the numpy backend runs on the CPU only; got device={device!r} (use --backend torch for CUDA)")
+            raise ValueError(
+                f"the numpy backend runs on the CPU only; got device={device!r} (use the torch backend for CUDA)"
+            )
         super().__init__("cpu", dtype)
         self.dtype = np.dtype(dtype)
         self.int_dtype = np.dtype(np.int64)

@@ -29,7 +29,8 @@ def token_logprobs(logits, targets, ignore_index=-100):
 
 def _functional_namespace():
     """torch.nn.functional plus the one minigrad extension the DPO code uses."""
-    namespace = types.SimpleNamespace(**{k: getattr(torch_functional, k) for k in dir(torch_functional) if not k.startswith("__")})
+    names = [k for k in dir(torch_functional) if not k.startswith("__")]
+    namespace = types.SimpleNamespace(**{k: getattr(torch_functional, k) for k in names})
     namespace.token_logprobs = token_logprobs
     return namespace
 

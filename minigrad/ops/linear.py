@@ -1,6 +1,5 @@
 """The affine map of a Linear layer, fused into one node."""
 
-import numpy as np
 
 from ..autograd import Function
 
