@@ -6,7 +6,7 @@
 See `base.py` for the surface every backend provides.
 """
 
-from .base import FLOAT_DTYPES, Backend, ModelDefinition
+from .base import FLOAT_DTYPES, Backend, ModelDefinition, check_dtype_name
 
 BACKENDS = ("numpy", "torch")
 _cache = {}
@@ -34,14 +34,16 @@ def get_backend(name="numpy", device=None, dtype="float32") -> Backend:
     """The backend `name` ("numpy" or "torch") on `device` ("cpu", "cuda") with float `dtype`.
 
     Backends are cached: the same arguments give the same object. torch is
-    imported only when asked for.
+    imported only when asked for. Each wrong argument is a one-line error naming
+    it: an unknown name (ValueError), torch not installed (ImportError), CUDA
+    asked for where there is none (RuntimeError), an unknown device or dtype
+    (ValueError).
     """
     if isinstance(name, Backend):
         return name
-    if name not in BACKENDS:
+    if not isinstance(name, str) or name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    if dtype not in FLOAT_DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of: {', '.join(FLOAT_DTYPES)}")
+    check_dtype_name(dtype)
     key = (name, device or "cpu", dtype)
     if key not in _cache:
         if name == "numpy":
@@ -71,5 +73,5 @@ def resolve_backend(backend) -> Backend:
     raise TypeError(f"backend must be a name ({', '.join(BACKENDS)}) or a Backend, got {type(backend).__name__}")
 
 
-__all__ = ["get_backend", "resolve_backend", "Backend", "ModelDefinition", "BACKENDS",
+__all__ = ["get_backend", "resolve_backend", "Backend", "ModelDefinition", "BACKENDS", "FLOAT_DTYPES",
            "torch_available", "cuda_available"]

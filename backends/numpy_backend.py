@@ -1,4 +1,9 @@
-"""The numpy backend: minigrad (NumPy + numba), no deep-learning framework."""
+"""The numpy backend: minigrad (NumPy + numba), no deep-learning framework.
+
+It never imports torch. Each method's contract is in `base.Backend`.
+"""
+
+import contextlib
 
 import numpy as np
 
@@ -9,11 +14,15 @@ from minigrad import optim as minigrad_optim
 
 from .base import Backend
 
+_OPTIMIZERS = {"sgd": minigrad_optim.SGD, "adam": minigrad_optim.Adam, "adamw": minigrad_optim.AdamW}
+
 
 class NumpyBackend(Backend):
     name = "numpy"
     nn = minigrad_nn
     F = minigrad_functional
+    _dtypes = {"float32": minigrad.float32, "float64": minigrad.float64, "int64": minigrad.int64,
+               "bool": minigrad.bool}
 
     def __init__(self, device=None, dtype="float32"):
         if device not in (None, "cpu"):
@@ -24,13 +33,10 @@ class NumpyBackend(Backend):
         self.dtype = np.dtype(dtype)
         self.int_dtype = np.dtype(np.int64)
 
-    def place(self, module):
-        """Cast a module's parameters to this backend's dtype (in place)."""
-        return module.to(self.dtype)
-
     # ---- tensors ----------------------------------------------------------------------
     def tensor(self, data, dtype=None, requires_grad=False):
         array = np.asarray(data)
+        dtype = self.resolve_dtype(dtype)
         if dtype is None and np.issubdtype(array.dtype, np.floating):
             dtype = self.dtype
         return minigrad.tensor(array, dtype=dtype, requires_grad=requires_grad)
@@ -41,11 +47,11 @@ class NumpyBackend(Backend):
     def is_tensor(self, x):
         return isinstance(x, minigrad.Tensor)
 
-    def no_grad(self):
-        return minigrad.no_grad()
+    def zeros(self, *size, dtype=None):
+        return minigrad.zeros(*size, dtype=self.resolve_dtype(dtype) or self.dtype)
 
-    def manual_seed(self, seed):
-        minigrad.manual_seed(seed)
+    def arange(self, *args, dtype=None):
+        return minigrad.arange(*args, dtype=self.resolve_dtype(dtype))
 
     def cat(self, tensors, dim=0):
         return minigrad.cat(tensors, dim)
@@ -56,16 +62,20 @@ class NumpyBackend(Backend):
     def where(self, condition, input, other):
         return minigrad.where(condition, input, other)
 
-    def zeros(self, *size, dtype=None):
-        return minigrad.zeros(*size, dtype=dtype or self.dtype)
+    # ---- autograd ---------------------------------------------------------------------
+    def no_grad(self):
+        return minigrad.no_grad()
 
-    def arange(self, *args, dtype=None):
-        return minigrad.arange(*args, dtype=dtype)
+    # ---- modules ----------------------------------------------------------------------
+    def place(self, module):
+        return module.to(self.dtype)
+
+    def load_numpy_state(self, module, arrays, strict=True):
+        return module.load_state_dict(arrays, strict=strict)
 
     # ---- training ---------------------------------------------------------------------
     def optimizer(self, name, params, lr, **kwargs):
-        cls = {"sgd": minigrad_optim.SGD, "adam": minigrad_optim.Adam, "adamw": minigrad_optim.AdamW}
-        return cls[self.check_optimizer_name(name)](params, lr=lr, **kwargs)
+        return _OPTIMIZERS[self.check_optimizer_name(name)](params, lr=lr, **kwargs)
 
     def lambda_lr(self, optimizer, fn):
         return minigrad_optim.LambdaLR(optimizer, fn)
@@ -73,17 +83,28 @@ class NumpyBackend(Backend):
     def clip_grad_norm_(self, params, max_norm):
         return float(minigrad_optim.clip_grad_norm_(list(params), max_norm).item())
 
-    def load_numpy_state(self, module, arrays, strict=True):
-        return module.load_state_dict(arrays, strict=strict)
-
     def optimizer_state_to_numpy(self, optimizer):
         return optimizer.state_dict()
 
     def load_optimizer_state(self, optimizer, state):
         optimizer.load_state_dict(state)
 
+    # ---- randomness -------------------------------------------------------------------
+    def manual_seed(self, seed):
+        minigrad.manual_seed(seed)
+
     def get_rng_state(self):
         return {"minigrad": minigrad.random.default_generator.get_state()}
 
     def set_rng_state(self, state):
         minigrad.random.default_generator.set_state(state["minigrad"])
+
+    # ---- precision --------------------------------------------------------------------
+    def autocast(self, dtype=None):
+        """Only dtype=None (a no-op): minigrad computes in the parameters' dtype."""
+        if dtype is not None:
+            raise ValueError(
+                f"the numpy backend has no mixed precision (autocast dtype={dtype!r}); "
+                "pass dtype=None, or use get_backend('numpy', dtype='float32')"
+            )
+        return contextlib.nullcontext()

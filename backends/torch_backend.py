@@ -1,9 +1,12 @@
 """The torch backend: real PyTorch on the CPU or CUDA, with the same surface.
 
 Importing this module imports torch; `get_backend("torch")` imports it only then.
+Each method's contract is in `base.Backend`. Models built here are real
+`torch.nn.Module`s: hand them to torch.optim, torch.compile or DDP directly.
 """
 
 import contextlib
+import copy
 import types
 
 import numpy as np
@@ -36,13 +39,15 @@ def _functional_namespace():
 
 
 _F = _functional_namespace()
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_AUTOCAST_DTYPES = ("bfloat16", "float16")
+_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 class TorchBackend(Backend):
     name = "torch"
     nn = torch.nn
     F = _F
+    _dtypes = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64, "bool": torch.bool}
 
     def __init__(self, device=None, dtype="float32"):
         device = device or "cpu"
@@ -56,24 +61,18 @@ class TorchBackend(Backend):
         if not (device == "cpu" or str(device).startswith("cuda")):
             raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
         self.torch_device = torch.device(device)
-        self.dtype = _DTYPES[dtype]
+        self.dtype = self._dtypes[dtype]
         self.int_dtype = torch.int64
-
-    def place(self, module):
-        """Move a module to this backend's device and dtype (in place)."""
-        return module.to(device=self.torch_device, dtype=self.dtype)
 
     # ---- tensors ----------------------------------------------------------------------
     def tensor(self, data, dtype=None, requires_grad=False):
         array = np.asarray(data)
-        if dtype is None:
-            dtype = self.dtype if np.issubdtype(array.dtype, np.floating) else None
-        elif not isinstance(dtype, torch.dtype):
-            dtype = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64,
-                     "bool": torch.bool}[str(np.dtype(dtype))]
+        dtype = self.resolve_dtype(dtype)
+        if dtype is None and np.issubdtype(array.dtype, np.floating):
+            dtype = self.dtype
         if np.issubdtype(array.dtype, np.integer):
             array = array.astype(np.int64)
-        t = torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=self.torch_device)
+        t = torch.tensor(array, dtype=dtype, device=self.torch_device)  # always a copy
         return t.requires_grad_(requires_grad) if requires_grad else t
 
     def to_numpy(self, t):
@@ -87,12 +86,6 @@ class TorchBackend(Backend):
     def is_tensor(self, x):
         return isinstance(x, torch.Tensor)
 
-    def no_grad(self):
-        return torch.no_grad()
-
-    def manual_seed(self, seed):
-        torch.manual_seed(seed)
-
     def cat(self, tensors, dim=0):
         return torch.cat(list(tensors), dim)
 
@@ -103,21 +96,35 @@ class TorchBackend(Backend):
         return torch.where(condition, input, other)
 
     def zeros(self, *size, dtype=None):
-        return torch.zeros(*size, dtype=dtype or self.dtype, device=self.torch_device)
+        return torch.zeros(*size, dtype=self.resolve_dtype(dtype) or self.dtype, device=self.torch_device)
 
     def arange(self, *args, dtype=None):
-        return torch.arange(*args, dtype=dtype, device=self.torch_device)
+        return torch.arange(*args, dtype=self.resolve_dtype(dtype), device=self.torch_device)
 
-    def autocast(self, dtype="bfloat16"):
-        """Mixed precision for the forward (CUDA or CPU autocast); a no-op for dtype=None."""
+    # ---- autograd ---------------------------------------------------------------------
+    def no_grad(self):
+        return torch.no_grad()
+
+    # ---- modules ----------------------------------------------------------------------
+    def place(self, module):
+        return module.to(device=self.torch_device, dtype=self.dtype)
+
+    def load_numpy_state(self, module, arrays, strict=True):
+        tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
+        return module.load_state_dict(tensors, strict=strict)
+
+    # ---- precision --------------------------------------------------------------------
+    def autocast(self, dtype=None):
+        """torch.autocast on this device in `dtype` ("bfloat16" or "float16"); dtype=None: a no-op."""
         if dtype is None:
             return contextlib.nullcontext()
+        if dtype not in _AUTOCAST_DTYPES:
+            raise ValueError(f"unknown autocast dtype {dtype!r}; choose one of: {', '.join(_AUTOCAST_DTYPES)} or None")
         return torch.autocast(self.torch_device.type, dtype=getattr(torch, dtype))
 
     # ---- training ---------------------------------------------------------------------
     def optimizer(self, name, params, lr, **kwargs):
-        cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-        return cls[self.check_optimizer_name(name)](params, lr=lr, **kwargs)
+        return _OPTIMIZERS[self.check_optimizer_name(name)](params, lr=lr, **kwargs)
 
     def lambda_lr(self, optimizer, fn):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
@@ -125,27 +132,33 @@ class TorchBackend(Backend):
     def clip_grad_norm_(self, params, max_norm):
         return float(torch.nn.utils.clip_grad_norm_(list(params), max_norm))
 
-    def load_numpy_state(self, module, arrays, strict=True):
-        tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
-        return module.load_state_dict(tensors, strict=strict)
-
     def optimizer_state_to_numpy(self, optimizer):
-        state = optimizer.state_dict()
+        state = optimizer.state_dict()  # its tensors are the live ones: copy them out
+
+        def to_numpy(value):
+            if not torch.is_tensor(value):
+                return copy.deepcopy(value)
+            return np.array(self.to_numpy(value), copy=True) if value.ndim else value.item()
+
         return {
-            "state": {i: {k: (self.to_numpy(v) if torch.is_tensor(v) and v.ndim else
-                              (v.item() if torch.is_tensor(v) else v)) for k, v in s.items()}
-                      for i, s in state["state"].items()},
-            "param_groups": state["param_groups"],
+            "state": {i: {k: to_numpy(v) for k, v in s.items()} for i, s in state["state"].items()},
+            "param_groups": copy.deepcopy(state["param_groups"]),
         }
 
     def load_optimizer_state(self, optimizer, state):
         converted = {
-            "state": {int(i): {k: (torch.as_tensor(np.asarray(v)) if isinstance(v, np.ndarray) else
+            "state": {int(i): {k: (torch.tensor(v) if isinstance(v, np.ndarray) else  # a copy: steps work in place
                                    (torch.tensor(float(v)) if k == "step" else v)) for k, v in s.items()}
                       for i, s in state["state"].items()},
             "param_groups": state["param_groups"],
         }
         optimizer.load_state_dict(converted)
+
+    # ---- randomness -------------------------------------------------------------------
+    def manual_seed(self, seed):
+        torch.manual_seed(seed)
+        if self.torch_device.type == "cuda":
+            torch.cuda.manual_seed(seed)
 
     def get_rng_state(self):
         state = {"torch": torch.get_rng_state().numpy()}

@@ -84,11 +84,16 @@ class CausalSelfAttention(ModelDefinition):
         self.qkv = self.nn.Linear(config.hidden, 3 * config.hidden, bias=False)
         self.out = self.nn.Linear(config.hidden, config.hidden, bias=False)
 
-    def forward(self, x, key_mask=None):
+    def forward(self, x, allowed=None):
+        """x (B, T, C) -> (B, T, C). `allowed`: None for plain causal attention, or a
+        bool (B, 1, T, T) mask (True = may attend) that already includes causality."""
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        y = self.F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=True)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, heads, T, head_dim)
+        if allowed is None:
+            y = self.F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = self.F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -102,8 +107,8 @@ class Block(ModelDefinition):
         self.fc1 = nn.Linear(config.hidden, 4 * config.hidden)
         self.fc2 = nn.Linear(4 * config.hidden, config.hidden)
 
-    def forward(self, x, key_mask=None):
-        x = x + self.attn(self.ln1(x), key_mask)
+    def forward(self, x, allowed=None):
+        x = x + self.attn(self.ln1(x), allowed)
         return x + self.fc2(self.F.gelu(self.fc1(self.ln2(x))))
 
 
@@ -143,19 +148,25 @@ class TinyGPT(ModelDefinition):
 
     # ---- forward -------------------------------------------------------------------
     def _check_inputs(self, ids, attention_mask):
+        """Token ids and mask as backend tensors, or a one-line error naming what is wrong."""
         backend = type(self).backend
         if not backend.is_tensor(ids):
-            ids = backend.tensor(np.asarray(ids))
+            array = np.asarray(ids)
+            if not np.issubdtype(array.dtype, np.integer):
+                raise TypeError(f"TinyGPT: token ids must be integers, got {array.dtype}")
+            ids = backend.tensor(array)
         if ids.ndim != 2:
             raise ValueError(f"TinyGPT: token ids must have shape (batch, time), got {tuple(ids.shape)}")
         if ids.dtype != backend.int_dtype:
-            raise TypeError(f"TinyGPT: token ids must be integers, got {ids.dtype}")
+            raise TypeError(f"TinyGPT: token ids must be int64 integers, got {ids.dtype}")
         T, cfg = ids.shape[1], self.config
         if T > cfg.max_len:
             raise ValueError(f"TinyGPT: sequence length {T} exceeds max_len {cfg.max_len}; truncate the input")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= cfg.vocab_size):
-            bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
-            raise ValueError(f"TinyGPT: token id {bad} is outside the vocabulary [0, {cfg.vocab_size})")
+        if ids.numel():
+            low, high = int(ids.min()), int(ids.max())
+            if low < 0 or high >= cfg.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(f"TinyGPT: token id {bad} is outside the vocabulary [0, {cfg.vocab_size})")
         if attention_mask is not None:
             if not backend.is_tensor(attention_mask):
                 attention_mask = backend.tensor(np.asarray(attention_mask))
@@ -166,14 +177,29 @@ class TinyGPT(ModelDefinition):
                 )
         return ids, attention_mask
 
+    def attention_allowed(self, attention_mask, T):
+        """Bool (B, 1, T, T): query i may attend key j when j <= i (causal) and key j
+        is a token (mask != 0) or j == i. With right padding a real token only ever
+        sees real tokens, so the mask changes only the (ignored) outputs at padded
+        positions; letting every position see itself keeps those finite (no query
+        row is empty, which gives NaN in torch) on both backends."""
+        pos = type(self).backend.arange(T)
+        causal = pos[None, :] <= pos[:, None]
+        itself = pos[None, :] == pos[:, None]
+        is_token = (attention_mask != 0)[:, None, None, :]
+        return causal & (is_token | itself)
+
     def forward(self, ids, attention_mask=None):
+        """Logits (B, T, vocab) for token ids (B, T); `attention_mask` (B, T), 1 for
+        tokens and 0 for right padding, is optional. One error per bad input:
+        ids not (B, T) int64, T > max_len, an id outside the vocabulary, a mask of
+        another shape."""
         ids, attention_mask = self._check_inputs(ids, attention_mask)
-        backend = type(self).backend
         T = ids.shape[1]
-        x = self.tok(ids) + self.pos(backend.arange(T))
-        key_mask = None if attention_mask is None else (attention_mask != 0)[:, None, None, :]
+        x = self.tok(ids) + self.pos(type(self).backend.arange(T))
+        allowed = None if attention_mask is None else self.attention_allowed(attention_mask, T)
         for block in self.blocks:
-            x = block(x, key_mask)
+            x = block(x, allowed)
         return self.head(self.ln_f(x))
 
     def num_parameters(self) -> int:

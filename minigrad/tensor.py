@@ -90,6 +90,89 @@ def _scalar_or_tensor(x):
     raise TypeError(f"unsupported operand of type {type(x).__name__} for a minigrad Tensor op")
 
 
+def _promote(a, b):
+    """torch.promote_types for minigrad's dtypes: a float beats a non-float
+    (int64 + float32 -> float32, where NumPy gives float64); otherwise NumPy's rule."""
+    if a is None or b is None:
+        return a if b is None else b
+    if (a.kind == "f") != (b.kind == "f"):
+        return a if a.kind == "f" else b
+    return np.promote_types(a, b)
+
+
+def _combine_tiers(higher, lower):
+    """A lower-priority operand only matters when it brings a higher category
+    (bool < integer < float) than the higher-priority ones (c10's rule)."""
+    if higher is None:
+        return lower
+    if higher.kind == "f":
+        return higher
+    if higher == bool_ or (lower is not None and lower.kind == "f"):
+        return _promote(higher, lower)
+    return higher
+
+
+def result_dtype(*operands):
+    """The dtype torch gives a binary op on these operands (torch.result_type).
+
+    Priority: tensors with dimensions, then 0-d tensors, then Python numbers
+    (a Python float counts as the default dtype). A lower tier changes the result
+    only by raising its category: float32 tensor * float64 0-d tensor -> float32,
+    int64 tensor * 0.5 -> float32 (the default dtype).
+    """
+    tiers = [None, None, None]
+    for x in operands:
+        if isinstance(x, Tensor):
+            tier, dtype = (0 if x.ndim else 1), x.dtype
+        elif isinstance(x, bool):
+            tier, dtype = 2, bool_
+        elif isinstance(x, numbers.Integral):
+            tier, dtype = 2, int64
+        else:
+            tier, dtype = 2, _default_dtype
+        tiers[tier] = _promote(tiers[tier], dtype)
+    return _combine_tiers(tiers[0], _combine_tiers(tiers[1], tiers[2]))
+
+
+def _as_dtype(x, dtype):
+    return Cast.apply(x, dtype) if isinstance(x, Tensor) and x.dtype != dtype else x
+
+
+def _promoted(a, b, float_result=False):
+    """Both operands of a binary op in the dtype torch gives the result;
+    `float_result` (true division) turns an integer result into the default float."""
+    a, b = _scalar_or_tensor(a), _scalar_or_tensor(b)
+    dtype = result_dtype(a, b)
+    if float_result and dtype.kind != "f":
+        dtype = _default_dtype
+    a, b = _as_dtype(a, dtype), _as_dtype(b, dtype)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # where(cond, 1.0, 0.0)
+        a = Tensor._wrap(np.asarray(a, dtype=dtype), False, None)
+    return a, b
+
+
+def _check_broadcast(name, *operands):
+    """Raise one clear error when the operands' shapes do not broadcast."""
+    shapes = [tuple(np.shape(x.data if isinstance(x, Tensor) else x)) for x in operands]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise RuntimeError(
+            f"{name}: shapes {', '.join(map(str, shapes))} cannot be broadcast together "
+            "(aligned from the right, each dimension must be equal or 1)"
+        ) from None
+
+
+def _binary(op, a, b, float_result=False):
+    """A broadcasting binary op on operands promoted as torch promotes them."""
+    a, b = _promoted(a, b, float_result)
+    try:
+        return op.apply(a, b)
+    except ValueError:
+        _check_broadcast(op.__name__.lower(), a, b)
+        raise
+
+
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
 
 
@@ -266,37 +349,37 @@ class Tensor:
 
     # ---- arithmetic ----------------------------------------------------------------
     def __add__(self, other):
-        return arithmetic.Add.apply(self, _scalar_or_tensor(other))
+        return _binary(arithmetic.Add, self, other)
 
     def __radd__(self, other):
-        return arithmetic.Add.apply(_scalar_or_tensor(other), self)
+        return _binary(arithmetic.Add, other, self)
 
     def __sub__(self, other):
-        return arithmetic.Sub.apply(self, _scalar_or_tensor(other))
+        return _binary(arithmetic.Sub, self, other)
 
     def __rsub__(self, other):
-        return arithmetic.Sub.apply(_scalar_or_tensor(other), self)
+        return _binary(arithmetic.Sub, other, self)
 
     def __mul__(self, other):
-        return arithmetic.Mul.apply(self, _scalar_or_tensor(other))
+        return _binary(arithmetic.Mul, self, other)
 
     def __rmul__(self, other):
-        return arithmetic.Mul.apply(_scalar_or_tensor(other), self)
+        return _binary(arithmetic.Mul, other, self)
 
     def __truediv__(self, other):
-        return arithmetic.Div.apply(self, _scalar_or_tensor(other))
+        return _binary(arithmetic.Div, self, other, float_result=True)
 
     def __rtruediv__(self, other):
-        return arithmetic.Div.apply(_scalar_or_tensor(other), self)
+        return _binary(arithmetic.Div, other, self, float_result=True)
 
     def __neg__(self):
         return arithmetic.Neg.apply(self)
 
     def __pow__(self, exponent):
-        return arithmetic.Pow.apply(self, _scalar_or_tensor(exponent))
+        return _binary(arithmetic.Pow, self, exponent)
 
     def __rpow__(self, base):
-        return arithmetic.Pow.apply(_scalar_or_tensor(base), self)
+        return _binary(arithmetic.Pow, base, self)
 
     def __matmul__(self, other):
         return arithmetic.MatMul.apply(self, _scalar_or_tensor(other))
@@ -652,7 +735,8 @@ def where(condition, input, other) -> Tensor:
     cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     if cond.dtype != bool_:
         raise TypeError(f"where: condition must be a bool tensor, got {cond.dtype}")
-    return pointwise.Where.apply(cond, _scalar_or_tensor(input), _scalar_or_tensor(other))
+    _check_broadcast("where", cond, input, other)
+    return pointwise.Where.apply(cond, *_promoted(input, other))
 
 
 def tril(t, diagonal=0) -> Tensor:

@@ -127,6 +127,7 @@ def _reduce(loss, reduction, count=None):
 
 def _class_dim_last(input, target, name):
     """(N, C, d1, ...) -> (N, d1, ..., C) and check target's shape."""
+    input_shape = tuple(input.shape)
     if input.ndim == 1:
         input, target_shape = input.unsqueeze(0), ()
     elif input.ndim == 2:
@@ -136,7 +137,7 @@ def _class_dim_last(input, target, name):
         input = input.permute(0, *range(2, input.ndim), 1)
     if tuple(target.shape) != target_shape:
         raise ValueError(
-            f"{name}: input of shape {tuple(input.shape)} needs class-index targets of shape "
+            f"{name}: input of shape {input_shape} needs class-index targets of shape "
             f"{target_shape}, got {tuple(target.shape)}"
         )
     return input, target.reshape(input.shape[:-1])

@@ -48,19 +48,24 @@ class Mul(Function):
 
 
 class Div(Function):
-    """out = a / b;  d/da = 1/b, d/db = -a/b² = -out/b."""
+    """out = a / b;  d/da = 1/b, d/db = -a/b² = -out/b.
+
+    Division by zero gives ±inf or NaN without a NumPy warning, as in torch
+    (e.g. a 'mean' loss over zero counted targets is NaN)."""
 
     @staticmethod
     def forward(ctx, a, b):
-        out = a / b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = a / b
         ctx.b, ctx.out = b, out
         return out
 
     @staticmethod
     def backward(ctx, g):
         need_a, need_b = ctx.needs_input_grad
-        ga = g / ctx.b
-        return (ga if need_a else None), (-ga * ctx.out if need_b else None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = g / ctx.b
+            return (ga if need_a else None), (-ga * ctx.out if need_b else None)
 
 
 class Neg(Function):
@@ -76,7 +81,11 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """out = a ** b;  d/da = b·a^(b-1),  d/db = out·log(a)."""
+    """out = a ** b;  d/da = b·a^(b-1),  d/db = out·log(a).
+
+    At the edges the limits are used, as torch does: d/da = 0 where b = 0, and
+    d/db = 0 where a = 0 and b >= 0 (instead of 0·inf = NaN).
+    """
 
     @staticmethod
     def forward(ctx, a, b):
@@ -88,11 +97,12 @@ class Pow(Function):
     def backward(ctx, g):
         need_a, need_b = ctx.needs_input_grad
         a, b = ctx.a, ctx.b
-        ga = g * b * np.power(a, b - 1) if need_a else None
-        gb = None
-        if need_b:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = g * ctx.out * np.log(a)
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if need_a:
+                ga = np.where(b == 0, 0, g * b * np.power(a, b - 1)).astype(g.dtype, copy=False)
+            if need_b:
+                gb = np.where((a == 0) & (b >= 0), 0, g * ctx.out * np.log(a)).astype(g.dtype, copy=False)
         return ga, gb
 
 

@@ -6,10 +6,11 @@ from ..autograd import Function
 
 
 def normalize_dims(dim, ndim, name):
-    """torch-style dim argument (None, int or tuple, negatives allowed) -> sorted tuple."""
-    if dim is None:
+    """torch-style dim argument (None, int or tuple, negatives allowed) -> sorted tuple.
+    An empty tuple means every dim, as in torch."""
+    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim or ())
+    if not dims:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
     out = []
     for d in dims:
         if not -max(ndim, 1) <= d < max(ndim, 1):

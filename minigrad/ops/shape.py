@@ -113,8 +113,12 @@ class Gather(Function):
                 raise RuntimeError(
                     f"gather: index size {n} exceeds input size {a.shape[i]} in dimension {i}"
                 )
-        if index.size and (index.min() < -a.shape[d] or index.max() >= a.shape[d]):
-            raise IndexError(f"gather: index out of range for dimension {dim} of size {a.shape[d]}")
+        if index.size and (index.min() < 0 or index.max() >= a.shape[d]):
+            bad = index[(index < 0) | (index >= a.shape[d])].ravel()[0]
+            raise IndexError(
+                f"gather: index {bad} out of range for dimension {dim} of size {a.shape[d]} "
+                f"(must be in [0, {a.shape[d] - 1}]; negative indices are not allowed, as in torch)"
+            )
         ctx.shape, ctx.dim, ctx.index = a.shape, d, index
         return np.take_along_axis(a[crop], index, axis=d)
 

@@ -1,0 +1,7 @@
+"""`python -m dpo ...`: see dpo/cli.py."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

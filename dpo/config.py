@@ -1,0 +1,94 @@
+"""DPOConfig: every knob of SFT warm-up and DPO training, validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from .model import GPTConfig
+
+LOSS_OPTION_NAMES = ("gamma", "f_divergence", "f_alpha", "ipo_average", "discopop_tau")
+
+
+@dataclasses.dataclass
+class DPOConfig:
+    """Defaults train the demo (twelve triples, default TinyGPT) in a few seconds on a CPU.
+
+    Loss: beta, loss_type (a name or a list, combined with loss_weights),
+    label_smoothing, and loss_options (gamma, f_divergence, f_alpha, ipo_average,
+    discopop_tau) passed to `dpo_loss`.
+    Optimisation: AdamW with lr, weight_decay, linear warm-up over warmup_steps
+    then constant, gradient-norm clipping at max_grad_norm; batch_size pairs per
+    step; epochs over the train split, or max_steps if set.
+    Data: max_len tokens per row; eval_fraction held out (seeded).
+    SFT warm-up: sft_steps of next-token training on prompt + chosen at sft_lr.
+    """
+
+    model: GPTConfig = dataclasses.field(default_factory=GPTConfig)
+    beta: float = 0.1
+    loss_type: str | list = "sigmoid"
+    loss_weights: list | None = None
+    label_smoothing: float = 0.0
+    loss_options: dict = dataclasses.field(default_factory=dict)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 2
+    max_grad_norm: float = 1.0
+    batch_size: int = 12
+    epochs: int = 12
+    max_steps: int | None = None
+    seed: int = 0
+    eval_fraction: float = 0.0
+    log_every: int = 1
+    checkpoint_every: int = 0
+    sft_steps: int = 60
+    sft_lr: float = 3e-3
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = GPTConfig(**self.model)
+
+        def positive(name, integer=False, allow_zero=False):
+            value = getattr(self, name)
+            kind = int if integer else (int, float)
+            ok = isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < 0 or (value == 0 and not allow_zero):
+                need = "a non-negative" if allow_zero else "a positive"
+                raise ValueError(f"DPOConfig.{name} must be {need} {'int' if integer else 'number'}, got {value!r}")
+
+        positive("beta")
+        positive("lr")
+        positive("sft_lr")
+        positive("max_grad_norm")
+        positive("weight_decay", allow_zero=True)
+        positive("label_smoothing", allow_zero=True)
+        for name in ("batch_size", "epochs", "log_every"):
+            positive(name, integer=True)
+        for name in ("warmup_steps", "checkpoint_every", "sft_steps", "seed"):
+            positive(name, integer=True, allow_zero=True)
+        if self.max_steps is not None:
+            positive("max_steps", integer=True)
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ValueError(f"DPOConfig.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
+        if self.label_smoothing >= 0.5:
+            raise ValueError(f"DPOConfig.label_smoothing must be below 0.5, got {self.label_smoothing!r}")
+        unknown = sorted(set(self.loss_options) - set(LOSS_OPTION_NAMES))
+        if unknown:
+            raise ValueError(
+                f"DPOConfig.loss_options: unknown option(s) {', '.join(unknown)}; known: {', '.join(LOSS_OPTION_NAMES)}"
+            )
+
+    @property
+    def max_len(self) -> int:
+        return self.model.max_len
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DPOConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"DPOConfig: unknown field(s) {', '.join(unknown)}")
+        return cls(**values)

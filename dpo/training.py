@@ -1,0 +1,301 @@
+"""SFT warm-up and DPO training, written once against the backend surface.
+
+    policy, reference = build_models(config, backend="numpy")
+    warmup_pretrain(policy, pairs, steps=60)        # SFT on prompt -> chosen
+    reference.load_weights(policy.export_weights())  # the frozen reference = the warmed-up policy
+    result = train_dpo(policy, reference, pairs, config)
+
+The reference is frozen (no parameter requires grad, eval mode) and its
+log-probs are computed once per example and cached; only the policy trains.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+
+from minigrad.optim.lr_scheduler import linear_warmup_decay
+
+from .batching import IGNORE_INDEX, collate, iterate_batches, split_train_eval
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import DPOConfig
+from .logprobs import sequence_log_prob
+from .losses import RunningMean, dpo_loss
+from .metrics import MetricsLog
+from .model import GPTConfig, TinyGPT
+from .progress import Progress
+from .tokenizer import InstructionTokenizer
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN or infinite; training stopped before the update."""
+
+
+def freeze(model):
+    """Make `model` a frozen reference: no parameter requires grad, eval mode."""
+    model.requires_grad_(False)
+    model.eval()
+    return model
+
+
+def build_models(config: DPOConfig | GPTConfig | None = None, backend=None, seed: int | None = None,
+                 weights: dict | None = None):
+    """(policy, reference): two TinyGPTs with identical weights on `backend`
+    (default numpy); the reference frozen. Weights come from `weights` if given,
+    else from the NumPy initialisation with `seed` (default: the config's seed)."""
+    config = config or DPOConfig()
+    model_config = config.model if isinstance(config, DPOConfig) else config
+    if seed is None:
+        seed = config.seed if isinstance(config, DPOConfig) else 0
+    policy = TinyGPT(model_config, seed=seed, backend=backend)
+    if weights is not None:
+        policy.load_weights(weights)
+    reference = TinyGPT(model_config, seed=seed, backend=backend)
+    reference.load_weights(policy.export_weights())
+    return policy, freeze(reference)
+
+
+def _masked_nll(model, batch, backend):
+    """Mean next-token NLL over the completion tokens of the chosen rows (SFT loss)."""
+    b = batch.batch_size
+    ids = backend.tensor(batch.input_ids[:b])
+    mask = backend.tensor(batch.attention_mask[:b])
+    targets = batch.targets[:b]
+    logits = model(ids, mask)
+    per_token = backend.F.token_logprobs(logits, backend.tensor(targets), ignore_index=IGNORE_INDEX)
+    count = max(int((targets != IGNORE_INDEX).sum()), 1)
+    return -per_token.sum() / count
+
+
+def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3e-3, batch_size: int = 12,
+                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None) -> list:
+    """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
+    completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
+    `log(step, loss)` is called every step when given."""
+    if steps < 0:
+        raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
+    backend = type(model).backend
+    tokenizer = tokenizer or InstructionTokenizer()
+    max_len = max_len or model.config.max_len
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("warmup_pretrain: no pairs to train on")
+    if steps == 0:
+        return []
+    model.train()
+    optimizer = backend.optimizer("adamw", model.parameters(), lr=lr, weight_decay=0.0)
+    losses, step, epoch = [], 0, 0
+    with Progress(steps, "sft") as bar:
+        while step < steps:
+            for chunk in iterate_batches(pairs, batch_size, seed=seed, epoch=epoch):
+                loss = _masked_nll(model, collate(chunk, tokenizer, max_len), backend)
+                value = float(loss.item())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"SFT warm-up step {step + 1}: the loss is {value}")
+                optimizer.zero_grad()
+                loss.backward()
+                backend.clip_grad_norm_(model.parameters(), max_grad_norm)
+                optimizer.step()
+                losses.append(value)
+                step += 1
+                bar.update(loss=value)
+                if log is not None:
+                    log(step, value)
+                if step >= steps:
+                    break
+            epoch += 1
+    return losses
+
+
+def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_size=32) -> np.ndarray:
+    """(n, 2) float64 array: the reference's log-prob of each pair's chosen and
+    rejected completion, computed once (no graph) to be cached for training."""
+    backend = type(reference).backend
+    tokenizer = tokenizer or InstructionTokenizer()
+    max_len = max_len or reference.config.max_len
+    pairs = list(pairs)
+    out = np.zeros((len(pairs), 2))
+    with backend.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            batch = collate(pairs[start:start + batch_size], tokenizer, max_len)
+            logps = backend.to_numpy(sequence_log_prob(reference, batch).logps)
+            chosen, rejected = batch.chosen_rejected(logps)
+            out[start:start + len(chosen), 0] = chosen
+            out[start:start + len(chosen), 1] = rejected
+    return out
+
+
+def _loss_kwargs(config: DPOConfig, backend, batch, bco_state):
+    chosen_lengths, rejected_lengths = batch.chosen_rejected(batch.completion_lengths)
+    return dict(beta=config.beta, loss_type=config.loss_type, label_smoothing=config.label_smoothing,
+                loss_weights=config.loss_weights, chosen_lengths=chosen_lengths,
+                rejected_lengths=rejected_lengths, bco_state=bco_state, backend=backend, **config.loss_options)
+
+
+def preference_metrics(output, policy_chosen, policy_rejected, backend, prefix="") -> dict:
+    """TRL-named batch means from a DPOLossOutput and the policy log-probs."""
+    chosen = backend.to_numpy(output.chosen_rewards).astype(np.float64)
+    rejected = backend.to_numpy(output.rejected_rewards).astype(np.float64)
+    return {
+        f"{prefix}loss": float(np.mean(backend.to_numpy(output.losses.detach()))),
+        f"{prefix}rewards/chosen": float(chosen.mean()),
+        f"{prefix}rewards/rejected": float(rejected.mean()),
+        f"{prefix}rewards/margins": float((chosen - rejected).mean()),
+        f"{prefix}rewards/accuracies": float((chosen > rejected).mean()),
+        f"{prefix}logps/chosen": float(backend.to_numpy(policy_chosen.detach()).mean()),
+        f"{prefix}logps/rejected": float(backend.to_numpy(policy_rejected.detach()).mean()),
+    }
+
+
+def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=None, bco_state=None,
+             step: int = 0) -> dict:
+    """One DPO update on a collated batch: policy forward on the 2B rows, the loss
+    against cached reference log-probs `ref_logps` ((B, 2) array), backward,
+    gradient clipping, optimizer (and schedule) step. Returns the batch metrics.
+    Raises TrainingDiverged, before touching the weights, on a non-finite loss or
+    gradient norm."""
+    backend = type(policy).backend
+    logps = sequence_log_prob(policy, batch).logps
+    policy_chosen, policy_rejected = batch.chosen_rejected(logps)
+    ref = backend.tensor(np.asarray(ref_logps, dtype=np.float64))
+    output = dpo_loss(policy_chosen, policy_rejected, ref[:, 0], ref[:, 1],
+                      **_loss_kwargs(config, backend, batch, bco_state))
+    loss = output.losses.mean()
+    value = float(loss.item())
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"DPO step {step}: the loss is {value}; stopped before updating the weights")
+    optimizer.zero_grad()
+    loss.backward()
+    grad_norm = backend.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+    if not math.isfinite(grad_norm):
+        raise TrainingDiverged(f"DPO step {step}: the gradient norm is {grad_norm}; stopped before updating")
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    metrics = preference_metrics(output, policy_chosen, policy_rejected, backend)
+    metrics["loss"] = value
+    metrics.update(grad_norm=grad_norm, lr=lr)
+    return metrics
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """history: every logged metrics row; steps: updates done; train/eval: the split used;
+    checkpoint: the last checkpoint written (or None)."""
+
+    history: list
+    steps: int
+    train_pairs: list
+    eval_pairs: list
+    checkpoint: str | None = None
+
+    def rows(self, key):
+        return [row[key] for row in self.history if key in row]
+
+
+def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, batch_size=32, prefix="eval/"):
+    """Batch-mean metrics of the policy against the reference on `pairs` (no update)."""
+    backend = type(policy).backend
+    tokenizer = tokenizer or InstructionTokenizer()
+    rows = []
+    with backend.no_grad():
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start:start + batch_size]
+            batch = collate(chunk, tokenizer, config.max_len)
+            policy_logps = sequence_log_prob(policy, batch).logps
+            ref = backend.tensor(reference_log_probs(reference, chunk, tokenizer, config.max_len))
+            pc, pr = batch.chosen_rejected(policy_logps)
+            output = dpo_loss(pc, pr, ref[:, 0], ref[:, 1], **_loss_kwargs(config, backend, batch, None))
+            rows.append((len(chunk), preference_metrics(output, pc, pr, backend, prefix)))
+    total = sum(n for n, _ in rows)
+    return {k: sum(n * m[k] for n, m in rows) / total for k in rows[0][1]}
+
+
+def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokenizer=None, out_dir=None,
+              eval_pairs=None, resume_from=None, on_log=None) -> TrainResult:
+    """Train `policy` with DPO against the frozen `reference` on `pairs`.
+
+    AdamW (config.lr, weight_decay), linear warm-up over config.warmup_steps, clipping
+    at config.max_grad_norm, config.batch_size pairs per step, config.epochs epochs
+    (or config.max_steps), seeded shuffling. Held-out pairs: `eval_pairs`, or
+    config.eval_fraction of `pairs`. With `out_dir`: metrics to out_dir/metrics.jsonl
+    and a checkpoint out_dir/checkpoint.safetensors every config.checkpoint_every
+    steps and at the end. `resume_from` continues from such a checkpoint (same data,
+    same config) and reaches the same result as an uninterrupted run. `on_log(row)`
+    sees every metrics row. A non-finite loss raises TrainingDiverged naming the step;
+    the last checkpoint written stays as it was.
+    """
+    config = config or DPOConfig()
+    backend = type(policy).backend
+    if type(reference).backend is not backend:
+        raise ValueError(f"train_dpo: policy is on {backend} but reference is on {type(reference).backend}")
+    tokenizer = tokenizer or InstructionTokenizer()
+    pairs = list(pairs)
+    if eval_pairs is None and config.eval_fraction > 0:
+        pairs, eval_pairs = split_train_eval(pairs, config.eval_fraction, config.seed)
+    eval_pairs = list(eval_pairs or [])
+    if not pairs:
+        raise ValueError("train_dpo: no training pairs")
+
+    ref_cache = reference_log_probs(reference, pairs, tokenizer, config.max_len)
+    steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
+    total_steps = config.max_steps or config.epochs * steps_per_epoch
+    policy.train()
+    optimizer = backend.optimizer("adamw", policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = backend.lambda_lr(optimizer, linear_warmup_decay(config.warmup_steps))
+    bco_state = RunningMean() if "bco_pair" in np.atleast_1d(config.loss_type) else None
+
+    step = 0
+    checkpoint_path = os.path.join(out_dir, "checkpoint.safetensors") if out_dir else None
+    if resume_from is not None:
+        checkpoint = load_checkpoint(resume_from)
+        policy.load_weights(checkpoint.weights)
+        checkpoint.restore_training_state(optimizer, scheduler, backend)
+        step = checkpoint.step
+        if bco_state is not None and "bco_state" in checkpoint.extra:
+            bco_state.load_state_dict(checkpoint.extra["bco_state"])
+    log = MetricsLog(os.path.join(out_dir, "metrics.jsonl") if out_dir else None, append=resume_from is not None)
+    history, written = [], None
+
+    def emit(row):
+        log.write(row)
+        history.append(row)
+        if on_log is not None:
+            on_log(row)
+
+    def save(epoch):
+        nonlocal written
+        if checkpoint_path:
+            extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
+            save_checkpoint(checkpoint_path, policy, config, optimizer=optimizer, scheduler=scheduler,
+                            step=step, epoch=epoch, extra=extra)
+            written = checkpoint_path
+
+    indices = list(range(len(pairs)))
+    with Progress(total_steps - step, "dpo") as bar:
+        epoch = step // steps_per_epoch
+        while step < total_steps:
+            for position, chunk in enumerate(iterate_batches(indices, config.batch_size, config.seed, epoch=epoch)):
+                if epoch * steps_per_epoch + position < step:
+                    continue  # done before the checkpoint we resumed from
+                batch = collate([pairs[i] for i in chunk], tokenizer, config.max_len)
+                metrics = dpo_step(policy, batch, ref_cache[chunk], optimizer, config, scheduler, bco_state,
+                                   step=step + 1)
+                step += 1
+                bar.update(loss=metrics["loss"])
+                if step % config.log_every == 0 or step == total_steps:
+                    emit({"step": step, "epoch": epoch, **metrics})
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    save(epoch)
+                if step >= total_steps:
+                    break
+            if eval_pairs:
+                emit({"step": step, "epoch": epoch,
+                      **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer)})
+            epoch += 1
+    save(epoch)
+    return TrainResult(history, step, pairs, eval_pairs, written)
