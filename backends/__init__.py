@@ -3,7 +3,8 @@
     from backends import get_backend
     be = get_backend("torch", device="cuda", dtype="float32")   # or get_backend("numpy")
 
-See `base.py` for the surface every backend provides.
+See `base.py` for the surface every backend provides, and `parity.py` for a
+per-parameter report comparing two models' gradients (on any backends).
 """
 
 from .base import FLOAT_DTYPES, Backend, ModelDefinition, check_dtype_name

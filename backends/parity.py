@@ -63,7 +63,7 @@ class Comparison:
         """The limits this comparison breaks, as short phrases (empty when none)."""
         found = []
         if min_cosine is not None and not self.cosine >= min_cosine:
-            found.append(f"cosine {self.cosine:.17g} < {min_cosine:.17g}")
+            found.append(f"1-cosine {1.0 - self.cosine:.3e} > {1.0 - min_cosine:.1e}")
         if max_rel_err is not None and not self.max_rel_err <= max_rel_err:
             found.append(f"max rel err {self.max_rel_err:.3e} > {max_rel_err:.1e}")
         if max_abs_err is not None and not self.max_abs_err <= max_abs_err:
@@ -147,18 +147,19 @@ def _gradients(model):
     return {name: (p.grad if p.grad is not None else np.zeros(tuple(p.shape))) for name, p in model.named_parameters()}
 
 
-def compare_gradients(model_a, model_b, file=sys.stdout, verbose=True) -> ParityReport:
+def compare_gradients(model_a, model_b, file=None, verbose=True) -> ParityReport:
     """Compare the `.grad` of every parameter of two models (matched by name; a
-    missing gradient counts as zeros) and print the table to `file` when verbose."""
+    missing gradient counts as zeros) and print the table to `file` (default:
+    sys.stdout) when verbose."""
     report = compare_named(_gradients(model_a), _gradients(model_b))
     if verbose:
-        print(report.table(), file=file)
+        print(report.table(), file=file or sys.stdout)
     return report
 
 
-def compare_parameters(model_a, model_b, file=sys.stdout, verbose=True) -> ParityReport:
+def compare_parameters(model_a, model_b, file=None, verbose=True) -> ParityReport:
     """Compare the values of every parameter of two models, matched by name."""
     report = compare_named(model_a.named_parameters(), model_b.named_parameters())
     if verbose:
-        print(report.table(), file=file)
+        print(report.table(), file=file or sys.stdout)
     return report

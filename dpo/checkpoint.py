@@ -85,15 +85,24 @@ class Checkpoint:
                 f"{path}: not a minigrad-dpo checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})"
             )
         self.path = str(path)
+        try:
+            self.config = json.loads(metadata["config"])
+            self.step = int(metadata["step"])
+            self.epoch = int(metadata["epoch"])
+            self.backend = json.loads(metadata["backend"])
+            self.extra = json.loads(metadata.get("extra", "{}"))
+            self._optimizer = json.loads(metadata["optimizer"]) if "optimizer" in metadata else None
+            self._scheduler = json.loads(metadata["scheduler"]) if "scheduler" in metadata else None
+            self._rng = json.loads(metadata.get("rng", "{}"))
+        except KeyError as error:
+            raise CheckpointError(f"{path}: damaged checkpoint: its metadata lacks {error.args[0]!r}") from None
+        except ValueError as error:  # json.JSONDecodeError, int("...")
+            raise CheckpointError(f"{path}: damaged checkpoint: unreadable metadata ({error})") from None
+        if not isinstance(self.config, dict):
+            raise CheckpointError(f"{path}: damaged checkpoint: its config is not a JSON object")
         self.weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.config = json.loads(metadata["config"])
-        self.step = int(metadata["step"])
-        self.epoch = int(metadata["epoch"])
-        self.backend = json.loads(metadata["backend"])
-        self.extra = json.loads(metadata.get("extra", "{}"))
-        self._optimizer = json.loads(metadata["optimizer"]) if "optimizer" in metadata else None
-        self._scheduler = json.loads(metadata["scheduler"]) if "scheduler" in metadata else None
-        self._rng = json.loads(metadata.get("rng", "{}"))
+        if not self.weights:
+            raise CheckpointError(f"{path}: damaged checkpoint: it holds no model.* weights")
         self._tensors = tensors
 
     def optimizer_state(self):
@@ -125,9 +134,10 @@ class Checkpoint:
         if optimizer is not None and self._optimizer is not None:
             backend.load_optimizer_state(optimizer, self.optimizer_state())
         if scheduler is not None and self._scheduler is not None:
-            # the learning rate itself comes back with the optimizer's param_groups
+            # the position in the schedule; the learning rate itself comes back with the optimizer's
+            # param_groups (minigrad's LambdaLR and torch's both read only last_epoch from here on)
             scheduler.last_epoch = self._scheduler["last_epoch"]
-        if backend is not None and self._rng is not None:
+        if backend is not None:
             state = self.rng_state()
             if state:
                 try:

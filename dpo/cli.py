@@ -13,12 +13,12 @@ Bad input (missing file, malformed row, unknown loss type, CUDA or torch absent,
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 import numpy as np
 
-from .batching import split_train_eval
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
@@ -48,6 +48,42 @@ def _positive_int(text):
     return value
 
 
+def _number(text, check, need):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not check(value):
+        raise argparse.ArgumentTypeError(f"expected {need}, got {text!r}")
+    return value
+
+
+def _number_at_least_zero(text):
+    return _number(text, lambda v: v >= 0, "a number >= 0")
+
+
+def _positive_float(text):
+    return _number(text, lambda v: v > 0, "a positive number")
+
+
+def _fraction(text):
+    return _number(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _smoothing(text):
+    return _number(text, lambda v: 0 <= v < 0.5, "a number in [0, 0.5)")
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _loss_types(text):
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in LOSS_TYPE_NAMES]
@@ -60,9 +96,12 @@ def _loss_types(text):
 
 def _floats(text):
     try:
-        return [float(x) for x in text.split(",")]
+        values = [float(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        values = None
+    if values is None or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
+    return values
 
 
 def _add_runtime(p):
@@ -71,7 +110,8 @@ def _add_runtime(p):
                    help="numpy = minigrad (NumPy + numba, no framework); torch = PyTorch (default: numpy)")
     g.add_argument("--device", default=None, help="cpu or cuda (torch backend only; default cpu)")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default: float32")
-    g.add_argument("--seed", type=int, default=0, help="seeds initialisation, shuffling and the split (default 0)")
+    g.add_argument("--seed", type=_non_negative_int, default=None,
+                   help="seeds initialisation, shuffling, the split and sampling (default 0)")
 
 
 def _add_data(p):
@@ -85,21 +125,22 @@ def _add_data(p):
 def _add_training(p, sft_only=False):
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=_positive_int, default=None, help="pairs per step (default 12)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: DPO 1e-3 / SFT 3e-3)")
+    g.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: DPO 1e-4, SFT 3e-3)")
     if sft_only:
         g.add_argument("--steps", type=_positive_int, default=None, help="SFT steps (default 60)")
         return
-    g.add_argument("--beta", type=float, default=None, help="β, the KL tie to the reference (default 0.1)")
+    g.add_argument("--beta", type=_positive_float, default=None, help="β, the KL tie to the reference (default 0.1)")
     g.add_argument("--loss-type", type=_loss_types, default=None, metavar="NAME[,NAME...]",
                    help=f"one or more of: {', '.join(LOSS_TYPE_NAMES)} (default sigmoid; sigmoid,sft = RPO)")
     g.add_argument("--loss-weights", type=_floats, default=None, metavar="W[,W...]",
                    help="weights of the listed loss types (default: all 1)")
-    g.add_argument("--label-smoothing", type=float, default=None, help="ε for cDPO / robust / exo_pair (default 0)")
+    g.add_argument("--label-smoothing", type=_smoothing, default=None,
+                   help="ε for cDPO / robust / exo_pair (default 0)")
     g.add_argument("--f-divergence", choices=tuple(F_DIVERGENCES), default=None, help="default reverse_kl")
-    g.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data (default 12)")
+    g.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data (default 20)")
     g.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many updates")
-    g.add_argument("--eval-fraction", type=float, default=None, help="share of pairs held out for eval (default 0)")
-    g.add_argument("--sft-steps", type=int, default=None,
+    g.add_argument("--eval-fraction", type=_fraction, default=None, help="share of pairs held out for eval (default 0)")
+    g.add_argument("--sft-steps", type=_non_negative_int, default=None,
                    help="SFT warm-up steps before DPO when no --init is given (default 60)")
 
 
@@ -129,10 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(train)
     _add_data(train)
     _add_training(train)
-    train.add_argument("--init", metavar="CKPT", default=None,
+    start = train.add_mutually_exclusive_group()
+    start.add_argument("--init", metavar="CKPT", default=None,
                        help="start policy and reference from this checkpoint (e.g. from `sft`)")
-    train.add_argument("--resume", metavar="CKPT", default=None, help="continue an interrupted run")
-    train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default: end)")
+    start.add_argument("--resume", metavar="CKPT", default=None,
+                       help="continue an interrupted run from its checkpoint (its config is used; "
+                            "reference.safetensors must lie beside it)")
+    train.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
+                       help="steps between checkpoints (default 0: only at the end)")
     train.add_argument("--out", metavar="DIR", required=True, help="output folder")
 
     evaluate = commands.add_parser("eval", help="reward margins of a trained policy",
@@ -149,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--checkpoint", metavar="CKPT", required=True)
     gen.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
-    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
     return parser
 
@@ -171,32 +216,35 @@ def _pairs(args, max_len):
     return pairs
 
 
+# command-line option -> DPOConfig field (sft's --lr and --steps are the SFT warm-up's)
+CONFIG_OPTIONS = {"batch_size": "batch_size", "lr": "lr", "beta": "beta", "loss_type": "loss_type",
+                  "loss_weights": "loss_weights", "label_smoothing": "label_smoothing", "epochs": "epochs",
+                  "max_steps": "max_steps", "eval_fraction": "eval_fraction", "sft_steps": "sft_steps",
+                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps"}
+
+
 def _config(args, base: DPOConfig | None = None) -> DPOConfig:
+    """`base` (default DPOConfig()) with the options given on the command line put in."""
     values = (base or DPOConfig()).to_dict()
-    values["seed"] = args.seed
-    mapping = {"batch_size": "batch_size", "lr": "lr", "beta": "beta", "loss_type": "loss_type",
-               "loss_weights": "loss_weights", "label_smoothing": "label_smoothing", "epochs": "epochs",
-               "max_steps": "max_steps", "eval_fraction": "eval_fraction", "sft_steps": "sft_steps",
-               "checkpoint_every": "checkpoint_every"}
-    for arg, field in mapping.items():
-        value = getattr(args, arg, None)
+    mapping = dict(CONFIG_OPTIONS, lr="sft_lr" if args.command == "sft" else "lr")
+    for option, field in mapping.items():
+        value = getattr(args, option, None)
         if value is not None:
-            values[field] = value[0] if arg == "loss_type" and len(value) == 1 else value
+            values[field] = value[0] if option == "loss_type" and len(value) == 1 else value
     if getattr(args, "f_divergence", None):
         values["loss_options"] = {**values["loss_options"], "f_divergence": args.f_divergence}
-    if getattr(args, "steps", None) is not None:
-        values["sft_steps"] = args.steps
-    if getattr(args, "command", None) == "sft" and args.lr is not None:
-        values["sft_lr"], values["lr"] = args.lr, DPOConfig().lr
-    return DPOConfig.from_dict(values)
+    try:
+        return DPOConfig.from_dict(values)
+    except ValueError as error:  # a combination the option types cannot see (e.g. weights vs loss types)
+        raise UsageError(str(error)) from None
 
 
 def _model_from_checkpoint(path, backend):
-    from .model import GPTConfig, TinyGPT
+    from .model import TinyGPT
 
     checkpoint = load_checkpoint(path)
     config = DPOConfig.from_dict(checkpoint.config)
-    model = TinyGPT(GPTConfig(**config.model.to_dict()), backend=backend)
+    model = TinyGPT(config.model, backend=backend)
     model.load_weights(checkpoint.weights)
     return model, config, checkpoint
 
@@ -241,7 +289,10 @@ def cmd_train(args):
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
     backend = _backend(args)
-    config = _config(args)
+    if args.resume:  # the interrupted run's config; options given here may extend it (e.g. --epochs)
+        config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
+    else:
+        config = _config(args)
     if args.init:
         init_model, _, _ = _model_from_checkpoint(args.init, backend)
         if init_model.config != config.model:
@@ -250,20 +301,17 @@ def cmd_train(args):
     else:
         policy, reference = build_models(config, backend=backend)
     pairs = _pairs(args, config.max_len)
-    if not args.init and not args.resume and config.sft_steps:
+    if args.resume:
+        saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
+        reference.load_weights(saved.weights)
+    elif not args.init and config.sft_steps:
         losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
                                  batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)
         print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
         reference.load_weights(policy.export_weights())
-    if args.resume:
-        saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
-        reference.load_weights(saved.weights)
     freeze(reference)
     os.makedirs(args.out, exist_ok=True)
     save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
-    train_pairs, eval_pairs = pairs, []
-    if config.eval_fraction > 0:
-        train_pairs, eval_pairs = split_train_eval(pairs, config.eval_fraction, config.seed)
 
     def show(row):
         if "loss" in row:
@@ -273,9 +321,10 @@ def cmd_train(args):
             print(f"  eval @ {row['step']:4d}  loss {row['eval/loss']:.4f}  margin {row['eval/rewards/margins']:+.4f}"
                   f"  accuracy {row['eval/rewards/accuracies']:.2f}")
 
-    result = train_dpo(policy, reference, train_pairs, config, out_dir=args.out, eval_pairs=eval_pairs,
-                       resume_from=args.resume, on_log=show)
-    print(margin_table(evaluate_margins(policy, reference, eval_pairs or train_pairs, config)))
+    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume, on_log=show)
+    shown = result.eval_pairs or result.train_pairs
+    print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
+    print(margin_table(evaluate_margins(policy, reference, shown, config)))
     print(f"wrote {result.checkpoint}, {os.path.join(args.out, 'metrics.jsonl')}")
     _write_plot(args.out, result.history)
     return 0
@@ -304,7 +353,7 @@ def cmd_generate(args):
     tokenizer = InstructionTokenizer()
     for prompt in args.prompt:
         text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+                        temperature=args.temperature, top_k=args.top_k, seed=args.seed or 0)
         print(f"{prompt}\n  -> {text}")
     return 0
 
@@ -321,13 +370,15 @@ def main(argv=None) -> int:
             parser.print_help()
             return EXIT_USAGE
         return COMMANDS[args.command](args)
+    except SystemExit as exit_:  # --help
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, TypeError, ImportError, RuntimeError) as error:
+    except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

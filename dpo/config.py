@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
+from .losses import dpo_loss
+from .losses.options import resolve_options
 from .model import GPTConfig
 
 LOSS_OPTION_NAMES = ("gamma", "f_divergence", "f_alpha", "ipo_average", "discopop_tau")
@@ -30,12 +33,12 @@ class DPOConfig:
     loss_weights: list | None = None
     label_smoothing: float = 0.0
     loss_options: dict = dataclasses.field(default_factory=dict)
-    lr: float = 1e-3
+    lr: float = 1e-4
     weight_decay: float = 0.0
     warmup_steps: int = 2
     max_grad_norm: float = 1.0
     batch_size: int = 12
-    epochs: int = 12
+    epochs: int = 20
     max_steps: int | None = None
     seed: int = 0
     eval_fraction: float = 0.0
@@ -77,6 +80,16 @@ class DPOConfig:
             raise ValueError(
                 f"DPOConfig.loss_options: unknown option(s) {', '.join(unknown)}; known: {', '.join(LOSS_OPTION_NAMES)}"
             )
+        self._check_loss_choice()
+
+    def _check_loss_choice(self):
+        """The loss type(s), weights and options checked as `dpo_loss` will check them, so a
+        mistake is reported when the config is made, not after the SFT warm-up."""
+        defaults = inspect.signature(dpo_loss).parameters
+        options = {name: self.loss_options.get(name, defaults[name].default) for name in LOSS_OPTION_NAMES}
+        resolve_options("DPOConfig", self.loss_type, self.loss_weights, options["f_divergence"], options["f_alpha"],
+                        self.beta, self.label_smoothing, options["gamma"], options["discopop_tau"],
+                        options["ipo_average"])
 
     @property
     def max_len(self) -> int:

@@ -69,7 +69,8 @@ def margin_table(margins, before=None, width: int = 30) -> str:
         header += f"  {'before':>8}"
     lines = [header, "-" * len(header)]
     for i, m in enumerate(margins):
-        line = f"{_clip(m.prompt, width):<{width}}  {m.policy_chosen:>11.3f}  {m.policy_rejected:>13.3f}  {m.margin:>8.4f}"
+        line = f"{_clip(m.prompt, width):<{width}}  {m.policy_chosen:>11.3f}  {m.policy_rejected:>13.3f}"
+        line += f"  {m.margin:>8.4f}"
         if before is not None:
             line += f"  {before[i].margin:>8.4f}"
         lines.append(line)

@@ -11,23 +11,46 @@ import json
 import math
 import os
 
+import numpy as np
+
 
 class MetricsLog:
-    """Append metrics rows to a JSONL file (or keep them in memory when path is None)."""
+    """Append metrics rows to a JSONL file (or keep them in memory when path is None).
 
-    def __init__(self, path=None, append=False):
+    A new log empties the file. `append=True` (resuming a run) keeps the rows already
+    there whose "step" is at most `keep_through_step` (when given) and drops the
+    later ones, which the resumed run writes again.
+    """
+
+    def __init__(self, path=None, append=False, keep_through_step=None):
         self.path, self.rows = path, []
-        if path is not None:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            if not append:
-                open(path, "w").close()
+        if path is None:
+            return
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        kept = []
+        if append and os.path.exists(path):
+            kept = [row for row in read_metrics(path)
+                    if keep_through_step is None or row.get("step", 0) <= keep_through_step]
+        with open(path, "w") as f:
+            f.writelines(json.dumps(row, allow_nan=True) + "\n" for row in kept)
 
     def write(self, row: dict) -> None:
-        clean = {k: (float(v) if isinstance(v, float) or hasattr(v, "dtype") else v) for k, v in row.items()}
+        clean = {k: _plain(v) for k, v in row.items()}
         self.rows.append(clean)
         if self.path is not None:
             with open(self.path, "a") as f:
                 f.write(json.dumps(clean, allow_nan=True) + "\n")
+
+
+def _plain(value):
+    """NumPy scalars as Python int / float (JSON has no NumPy types)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    return value
 
 
 def read_metrics(path) -> list:

@@ -84,16 +84,13 @@ class CausalSelfAttention(ModelDefinition):
         self.qkv = self.nn.Linear(config.hidden, 3 * config.hidden, bias=False)
         self.out = self.nn.Linear(config.hidden, config.hidden, bias=False)
 
-    def forward(self, x, allowed=None):
-        """x (B, T, C) -> (B, T, C). `allowed`: None for plain causal attention, or a
-        bool (B, 1, T, T) mask (True = may attend) that already includes causality."""
+    def forward(self, x, key_mask=None):
+        """x (B, T, C) -> (B, T, C), causal. `key_mask`: None, or bool (B, 1, 1, T) with
+        True for keys that are tokens (False = padding); torch ANDs it with is_causal."""
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, heads, T, head_dim)
-        if allowed is None:
-            y = self.F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            y = self.F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        y = self.F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=True)
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -107,8 +104,8 @@ class Block(ModelDefinition):
         self.fc1 = nn.Linear(config.hidden, 4 * config.hidden)
         self.fc2 = nn.Linear(4 * config.hidden, config.hidden)
 
-    def forward(self, x, allowed=None):
-        x = x + self.attn(self.ln1(x), allowed)
+    def forward(self, x, key_mask=None):
+        x = x + self.attn(self.ln1(x), key_mask)
         return x + self.fc2(self.F.gelu(self.fc1(self.ln2(x))))
 
 
@@ -175,19 +172,15 @@ class TinyGPT(ModelDefinition):
                     f"TinyGPT: attention_mask has shape {tuple(attention_mask.shape)}, "
                     f"expected the ids' shape {tuple(ids.shape)}"
                 )
+            tokens = backend.to_numpy(attention_mask) != 0
+            # right padding: once a row has a 0, it has only 0s after it
+            not_right_padded = np.flatnonzero((tokens[:, 1:] & ~tokens[:, :-1]).any(axis=1))
+            if not_right_padded.size:
+                raise ValueError(
+                    f"TinyGPT: attention_mask row {int(not_right_padded[0])} is not right padding "
+                    "(a 1 follows a 0); pad on the right"
+                )
         return ids, attention_mask
-
-    def attention_allowed(self, attention_mask, T):
-        """Bool (B, 1, T, T): query i may attend key j when j <= i (causal) and key j
-        is a token (mask != 0) or j == i. With right padding a real token only ever
-        sees real tokens, so the mask changes only the (ignored) outputs at padded
-        positions; letting every position see itself keeps those finite (no query
-        row is empty, which gives NaN in torch) on both backends."""
-        pos = type(self).backend.arange(T)
-        causal = pos[None, :] <= pos[:, None]
-        itself = pos[None, :] == pos[:, None]
-        is_token = (attention_mask != 0)[:, None, None, :]
-        return causal & (is_token | itself)
 
     def forward(self, ids, attention_mask=None):
         """Logits (B, T, vocab) for token ids (B, T); `attention_mask` (B, T), 1 for
@@ -197,9 +190,11 @@ class TinyGPT(ModelDefinition):
         ids, attention_mask = self._check_inputs(ids, attention_mask)
         T = ids.shape[1]
         x = self.tok(ids) + self.pos(type(self).backend.arange(T))
-        allowed = None if attention_mask is None else self.attention_allowed(attention_mask, T)
+        # right padding: a token only ever attends to earlier tokens, so the key mask
+        # changes only the outputs at padded positions (which no loss reads)
+        key_mask = None if attention_mask is None else (attention_mask != 0)[:, None, None, :]
         for block in self.blocks:
-            x = block(x, allowed)
+            x = block(x, key_mask)
         return self.head(self.ln_f(x))
 
     def num_parameters(self) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
+import uuid
 
 import numpy as np
 
@@ -62,38 +62,59 @@ def decode(blob: bytes, source: str = "<bytes>") -> tuple[dict, dict]:
         raise CheckpointError(f"{source}: not a safetensors file (only {len(blob)} bytes)")
     (size,) = struct.unpack("<Q", blob[:8])
     if size > len(blob) - 8:
-        raise CheckpointError(f"{source}: truncated safetensors file (header says {size} bytes, file too short)")
+        raise CheckpointError(f"{source}: not a safetensors file, or truncated (header says {size} bytes, "
+                              f"the file has {len(blob) - 8} after the length)")
     try:
         header = json.loads(blob[8:8 + size].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{source}: unreadable safetensors header ({error})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{source}: the safetensors header is not a JSON object")
     metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise CheckpointError(f"{source}: the safetensors __metadata__ must map strings to strings")
     data = memoryview(blob)[8 + size:]
     tensors = {}
     for name, entry in header.items():
-        code = entry.get("dtype")
-        if code not in _FROM_CODE:
-            raise CheckpointError(f"{source}: tensor {name!r} has unsupported dtype {code!r}")
-        begin, end = entry["data_offsets"]
-        dtype = _FROM_CODE[code].newbyteorder("<")
-        count = int(np.prod(entry["shape"], dtype=np.int64))
-        if end > len(data) or end - begin != count * dtype.itemsize:
-            raise CheckpointError(f"{source}: tensor {name!r} lies outside the file (truncated?)")
-        array = np.frombuffer(data[begin:end], dtype=dtype).reshape(entry["shape"])
-        tensors[name] = array.astype(dtype.newbyteorder("="), copy=True)
+        tensors[name] = _tensor(data, name, entry, source)
     return tensors, metadata
 
 
+def _tensor(data, name, entry, source) -> np.ndarray:
+    """One tensor of the byte buffer, its header `entry` checked first."""
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{source}: tensor {name!r} has a malformed header entry")
+    code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if code not in _FROM_CODE:
+        raise CheckpointError(f"{source}: tensor {name!r} has unsupported dtype {code!r}")
+    if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and o >= 0 for o in offsets)):
+        raise CheckpointError(f"{source}: tensor {name!r} has a malformed shape or data_offsets")
+    begin, end = offsets
+    dtype = _FROM_CODE[code].newbyteorder("<")
+    count = int(np.prod(shape, dtype=np.int64))
+    if end > len(data):
+        raise CheckpointError(f"{source}: tensor {name!r} lies outside the file (truncated?)")
+    if end - begin != count * dtype.itemsize:
+        raise CheckpointError(f"{source}: tensor {name!r} has {end - begin} bytes for shape {shape} of {code}")
+    array = np.frombuffer(data[begin:end], dtype=dtype).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=True)
+
+
 def save_file(path, tensors: dict, metadata: dict | None = None) -> None:
-    """Write atomically: a temporary file in the same folder, flushed to disk, then
-    renamed over `path`. A crash mid-write leaves the previous file intact."""
+    """Write atomically: a temporary file in the same folder (so the rename cannot
+    cross file systems), flushed to disk, then renamed over `path` (os.replace is
+    atomic on POSIX and Windows), then the folder synced so the rename itself is
+    durable. A crash at any point leaves either the previous file or the new one,
+    never a mix, and no temporary file behind (unless the process itself is killed)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     blob = encode(tensors, metadata)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(handle, "wb") as out:
+        with open(temporary, "xb") as out:  # created with the usual permissions (umask), unlike mkstemp's 0600
             out.write(blob)
             out.flush()
             os.fsync(out.fileno())
@@ -102,6 +123,21 @@ def save_file(path, tensors: dict, metadata: dict | None = None) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder):
+    """Make a rename in `folder` durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def load_file(path) -> tuple[dict, dict]:

@@ -12,8 +12,10 @@ log-probs are computed once per example and cached; only the policy trains.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -150,15 +152,29 @@ def preference_metrics(output, policy_chosen, policy_rejected, backend, prefix="
     }
 
 
-def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=None, bco_state=None,
-             step: int = 0) -> dict:
-    """One DPO update on a collated batch: policy forward on the 2B rows, the loss
-    against cached reference log-probs `ref_logps` ((B, 2) array), backward,
-    gradient clipping, optimizer (and schedule) step. Returns the batch metrics.
-    Raises TrainingDiverged, before touching the weights, on a non-finite loss or
-    gradient norm."""
+class BatchLoss(NamedTuple):
+    """What `dpo_loss_on_batch` computed: the mean loss (a differentiable scalar), the
+    per-example DPOLossOutput, and the policy's chosen / rejected log-probs (B,)."""
+
+    loss: object
+    output: object
+    policy_chosen: object
+    policy_rejected: object
+
+
+def dpo_loss_on_batch(policy, batch, ref_logps, config: DPOConfig, bco_state=None, step: int = 0) -> BatchLoss:
+    """The DPO loss of `policy` on a collated batch against cached reference log-probs
+    `ref_logps` ((B, 2) array: chosen, rejected): one policy forward of the 2B rows,
+    then `dpo_loss`; mean over the B pairs. Nothing is stepped, so gradients can be
+    taken (`.loss.backward()`) and compared. Raises TrainingDiverged naming `step`
+    when the policy's log-probs or the loss are not finite."""
     backend = type(policy).backend
     logps = sequence_log_prob(policy, batch).logps
+    values = backend.to_numpy(logps)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise TrainingDiverged(f"DPO step {step}: the policy log-prob of row {bad} is {values[bad]}; "
+                               "stopped before updating the weights")
     policy_chosen, policy_rejected = batch.chosen_rejected(logps)
     ref = backend.tensor(np.asarray(ref_logps, dtype=np.float64))
     output = dpo_loss(policy_chosen, policy_rejected, ref[:, 0], ref[:, 1],
@@ -167,6 +183,19 @@ def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=N
     value = float(loss.item())
     if not math.isfinite(value):
         raise TrainingDiverged(f"DPO step {step}: the loss is {value}; stopped before updating the weights")
+    return BatchLoss(loss, output, policy_chosen, policy_rejected)
+
+
+def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=None, bco_state=None,
+             step: int = 0) -> dict:
+    """One DPO update on a collated batch: `dpo_loss_on_batch`, backward, gradient
+    clipping at config.max_grad_norm, optimizer (and schedule) step. Returns the
+    batch metrics (TRL's names, plus grad_norm and the lr this update used).
+    Raises TrainingDiverged, before touching the weights, on non-finite log-probs,
+    loss or gradient norm."""
+    backend = type(policy).backend
+    loss, output, policy_chosen, policy_rejected = dpo_loss_on_batch(policy, batch, ref_logps, config, bco_state,
+                                                                     step)
     optimizer.zero_grad()
     loss.backward()
     grad_norm = backend.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
@@ -177,7 +206,7 @@ def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=N
     if scheduler is not None:
         scheduler.step()
     metrics = preference_metrics(output, policy_chosen, policy_rejected, backend)
-    metrics["loss"] = value
+    metrics["loss"] = float(loss.item())
     metrics.update(grad_norm=grad_norm, lr=lr)
     return metrics
 
@@ -197,22 +226,43 @@ class TrainResult:
         return [row[key] for row in self.history if key in row]
 
 
-def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, batch_size=32, prefix="eval/"):
-    """Batch-mean metrics of the policy against the reference on `pairs` (no update)."""
+def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, batch_size=32, prefix="eval/",
+                   ref_logps=None):
+    """Pair-weighted mean metrics of the policy against the reference on `pairs`
+    (no update, no graph). `ref_logps`: the reference's (n, 2) log-probs of `pairs`
+    when already cached; else computed here."""
     backend = type(policy).backend
     tokenizer = tokenizer or InstructionTokenizer()
+    pairs = list(pairs)
+    if not pairs:
+        raise ValueError("evaluate_pairs: no pairs to evaluate")
+    if ref_logps is None:
+        ref_logps = reference_log_probs(reference, pairs, tokenizer, config.max_len)
     rows = []
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
             batch = collate(chunk, tokenizer, config.max_len)
             policy_logps = sequence_log_prob(policy, batch).logps
-            ref = backend.tensor(reference_log_probs(reference, chunk, tokenizer, config.max_len))
+            ref = backend.tensor(np.asarray(ref_logps[start:start + len(chunk)], dtype=np.float64))
             pc, pr = batch.chosen_rejected(policy_logps)
             output = dpo_loss(pc, pr, ref[:, 0], ref[:, 1], **_loss_kwargs(config, backend, batch, None))
             rows.append((len(chunk), preference_metrics(output, pc, pr, backend, prefix)))
     total = sum(n for n, _ in rows)
     return {k: sum(n * m[k] for n, m in rows) / total for k in rows[0][1]}
+
+
+# Fields that may change between a run and its resumption: they do not alter the steps already taken.
+RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr")
+
+
+def _check_resume_config(checkpoint, config: DPOConfig):
+    saved, now = checkpoint.config, json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if changed:
+        details = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: the config differs ({details}); "
+                         "resume with the config it was written with")
 
 
 def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokenizer=None, out_dir=None,
@@ -251,14 +301,18 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
 
     step = 0
     checkpoint_path = os.path.join(out_dir, "checkpoint.safetensors") if out_dir else None
+    metrics_path = os.path.join(out_dir, "metrics.jsonl") if out_dir else None
     if resume_from is not None:
         checkpoint = load_checkpoint(resume_from)
+        _check_resume_config(checkpoint, config)
         policy.load_weights(checkpoint.weights)
         checkpoint.restore_training_state(optimizer, scheduler, backend)
         step = checkpoint.step
         if bco_state is not None and "bco_state" in checkpoint.extra:
             bco_state.load_state_dict(checkpoint.extra["bco_state"])
-    log = MetricsLog(os.path.join(out_dir, "metrics.jsonl") if out_dir else None, append=resume_from is not None)
+    # resuming keeps the rows up to the checkpoint; those an interrupted run logged after it are redone
+    log = MetricsLog(metrics_path, append=resume_from is not None, keep_through_step=step)
+    eval_ref_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len) if eval_pairs else None
     history, written = [], None
 
     def emit(row):
@@ -267,17 +321,18 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
         if on_log is not None:
             on_log(row)
 
-    def save(epoch):
+    def save():
         nonlocal written
         if checkpoint_path:
+            epoch = (step - 1) // steps_per_epoch if step else 0  # the epoch of the last update
             extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
             save_checkpoint(checkpoint_path, policy, config, optimizer=optimizer, scheduler=scheduler,
                             step=step, epoch=epoch, extra=extra)
             written = checkpoint_path
 
     indices = list(range(len(pairs)))
+    epoch = step // steps_per_epoch
     with Progress(total_steps - step, "dpo") as bar:
-        epoch = step // steps_per_epoch
         while step < total_steps:
             for position, chunk in enumerate(iterate_batches(indices, config.batch_size, config.seed, epoch=epoch)):
                 if epoch * steps_per_epoch + position < step:
@@ -289,13 +344,13 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 bar.update(loss=metrics["loss"])
                 if step % config.log_every == 0 or step == total_steps:
                     emit({"step": step, "epoch": epoch, **metrics})
-                if config.checkpoint_every and step % config.checkpoint_every == 0:
-                    save(epoch)
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
+                    save()
                 if step >= total_steps:
                     break
             if eval_pairs:
-                emit({"step": step, "epoch": epoch,
-                      **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer)})
+                emit({"step": step, "epoch": epoch, **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer,
+                                                                     ref_logps=eval_ref_cache)})
             epoch += 1
-    save(epoch)
+    save()
     return TrainResult(history, step, pairs, eval_pairs, written)

@@ -33,10 +33,29 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-def set_grad_enabled(mode: bool) -> None:
-    """Turn graph recording on or off globally (like `torch.set_grad_enabled`)."""
+def _set_mode(mode: bool) -> None:
     global _grad_enabled
     _grad_enabled = bool(mode)
+
+
+class set_grad_enabled:
+    """Turn graph recording on or off, as `torch.set_grad_enabled`: at once when
+    called (`set_grad_enabled(False)`), and back to the previous mode at the end
+    of a `with set_grad_enabled(False):` block.
+
+    Difference from torch: grad mode is one global switch, not per thread.
+    """
+
+    def __init__(self, mode: bool):
+        self.previous = is_grad_enabled()
+        _set_mode(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _set_mode(self.previous)
+        return False
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -48,22 +67,24 @@ class _GradMode(contextlib.ContextDecorator):
 
     def __enter__(self):
         self._previous.append(is_grad_enabled())
-        set_grad_enabled(self.mode)
+        _set_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
-        set_grad_enabled(self._previous.pop())
+        _set_mode(self._previous.pop())
         return False
 
 
-def no_grad():
-    """`with no_grad():` (or `@no_grad()`): ops inside record no graph."""
-    return _GradMode(False)
+def no_grad(func=None):
+    """`with no_grad():`, `@no_grad()` or `@no_grad`: ops inside record no graph."""
+    mode = _GradMode(False)
+    return mode if func is None else mode(func)
 
 
-def enable_grad():
-    """`with enable_grad():` turns recording back on inside a `no_grad` block."""
-    return _GradMode(True)
+def enable_grad(func=None):
+    """`with enable_grad():` (or as a decorator) turns recording back on inside `no_grad`."""
+    mode = _GradMode(True)
+    return mode if func is None else mode(func)
 
 
 def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:

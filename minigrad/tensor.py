@@ -10,6 +10,8 @@ docstring says so. Differences that apply throughout:
 - `view` is `reshape`: it copies when a view is impossible instead of failing.
 - No double backward (`create_graph`), no in-place ops on tensors that require
   grad except `zero_()` on leaves' gradients.
+- Binary ops (+ - * / **, where) promote dtypes as torch does (`result_dtype`);
+  matmul of mixed dtypes promotes as NumPy does where torch refuses.
 """
 
 from __future__ import annotations
@@ -339,7 +341,7 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
         extras = []
-        if self.dtype not in (_default_dtype, int64) or (self.dtype == int64 and self.data.size == 0):
+        if self.dtype not in (_default_dtype, int64, bool_) or (self.dtype != _default_dtype and self.data.size == 0):
             extras.append(f"dtype=minigrad.{self.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
@@ -451,7 +453,8 @@ class Tensor:
     clip = clamp
 
     def masked_fill(self, mask, value):
-        """Entries where `mask` (a bool tensor broadcastable to self) is True become `value`."""
+        """Entries where `mask` (a bool tensor broadcastable to self) is True become `value`.
+        Difference from torch: a tensor `value` is read as a number and gets no gradient."""
         mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
         if mask.dtype != bool_:
             raise TypeError(f"masked_fill: mask must be a bool tensor, got {mask.dtype}")
@@ -676,6 +679,12 @@ def ones(*size, dtype=None, requires_grad=False) -> Tensor:
 
 
 def full(size, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    """A tensor of `size` filled with `fill_value`; without `dtype` the fill value
+    decides it, as torch: bool -> bool, int -> int64, float -> the default dtype."""
+    if dtype is None and isinstance(fill_value, (bool, np.bool_)):
+        dtype = bool_
+    elif dtype is None and isinstance(fill_value, (numbers.Integral, np.integer)):
+        dtype = int64
     return Tensor(np.full(_size((size,)), fill_value, _dtype_or_default(dtype)), requires_grad=requires_grad)
 
 

@@ -6,11 +6,24 @@ One switch picks the path for the whole process: the environment variable
 `set_kernel_mode("numpy")` / `with kernel_mode("numpy"): ...`. The NumPy path is
 there to be read and stepped through; the tests hold the two against each other.
 
-Nothing compiles at import: each numba function compiles on its first call and
-is cached on disk (`cache=True`), so later processes load it in milliseconds.
+Nothing compiles at import: the kernel modules (and numba itself) are imported
+on the first call of an entry point below, each numba function compiles on its
+first call and is cached on disk (`cache=True`), so later processes load it in
+milliseconds. numba's cache checks only the timestamp of the file a function is
+defined in: after editing `fast_exp.py` or `tiles.py`, delete
+`minigrad/kernels/__pycache__` so the kernels that inline them recompile.
+
+Entry points (raw NumPy arrays in and out; `mode=None` means the active mode,
+and an op that saved its forward's mode passes it to its backward):
+
+    attention_forward / attention_backward          attention.py
+    log_softmax_forward / log_softmax_backward      log_softmax.py   (last axis)
+    token_logprobs_forward / token_logprobs_backward  token_logprobs.py
+    erf                                             special.py
 """
 
 import contextlib
+import math
 import os
 
 MODES = ("numba", "numpy")
@@ -47,8 +60,9 @@ def kernel_mode(mode: str):
         set_kernel_mode(previous)
 
 
-def use_numba() -> bool:
-    return _mode == "numba"
+def use_numba(mode=None) -> bool:
+    """True when `mode` (default: the active mode) is 'numba'."""
+    return (_mode if mode is None else _validated(mode, "kernel mode")) == "numba"
 
 
 def erf(x):
@@ -56,3 +70,65 @@ def erf(x):
     from . import special
 
     return special.erf_numba(x) if _mode == "numba" else special.erf_reference(x)
+
+
+def attention_forward(q, k, v, key_padding_mask=None, attn_bias=None, is_causal=False, scale=None, mode=None):
+    """softmax(q kᵀ·scale + attn_bias, masked) v for q, k, v of shape (B, H, L, D): returns (out, probs).
+
+    `key_padding_mask` (B, S) bool, True = may attend; `attn_bias` additive, of
+    q's dtype, broadcastable to (B, H, L, S); `scale` defaults to 1/sqrt(D).
+    """
+    from . import attention
+
+    attention.check_inputs(q, k, v, key_padding_mask, attn_bias)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    impl = attention.forward_numba if use_numba(mode) else attention.forward_reference
+    return impl(q, k, v, key_padding_mask, attn_bias, bool(is_causal), scale)
+
+
+def attention_backward(q, k, v, out, probs, grad_out, is_causal=False, scale=None, mode=None):
+    """(dq, dk, dv) from what `attention_forward` took and returned, and dL/dout."""
+    from . import attention
+
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if grad_out.shape != out.shape:
+        raise ValueError(f"attention: grad_out has shape {grad_out.shape}, the output {out.shape}")
+    if use_numba(mode):
+        return attention.backward_numba(q, k, v, out, probs, grad_out, bool(is_causal), scale)
+    return attention.backward_reference(q, k, v, out, probs, grad_out, scale)
+
+
+def log_softmax_forward(x, mode=None):
+    """log-softmax over the last axis."""
+    from . import log_softmax
+
+    log_softmax.check_input(x)
+    return log_softmax.forward_numba(x) if use_numba(mode) else log_softmax.forward_reference(x)
+
+
+def log_softmax_backward(y, grad, mode=None):
+    """dL/dx from the forward's output y and dL/dy."""
+    from . import log_softmax
+
+    if grad.shape != y.shape:
+        raise ValueError(f"log_softmax: grad has shape {grad.shape}, the output {y.shape}")
+    return log_softmax.backward_numba(y, grad) if use_numba(mode) else log_softmax.backward_reference(y, grad)
+
+
+def token_logprobs_forward(logits, targets, ignore_index=-100, mode=None):
+    """(log softmax(logits)[..., target], row log-sum-exp), both of targets' shape."""
+    from . import token_logprobs
+
+    token_logprobs.check_inputs(logits, targets, ignore_index)
+    impl = token_logprobs.forward_numba if use_numba(mode) else token_logprobs.forward_reference
+    return impl(logits, targets, ignore_index)
+
+
+def token_logprobs_backward(logits, targets, lse, grad, ignore_index=-100, mode=None):
+    """dL/dlogits from dL/dout (`grad`, targets' shape) and the forward's lse."""
+    from . import token_logprobs
+
+    if grad.shape != targets.shape:
+        raise ValueError(f"token_logprobs: grad has shape {grad.shape}, the output {targets.shape}")
+    impl = token_logprobs.backward_numba if use_numba(mode) else token_logprobs.backward_reference
+    return impl(logits, targets, lse, grad, ignore_index)

@@ -6,12 +6,15 @@ import math
 
 import numpy as np
 
+from ..ops import attention as attention_ops
 from ..ops import dropout as dropout_ops
 from ..ops import embedding as embedding_ops
 from ..ops import layer_norm as layer_norm_ops
 from ..ops import linear as linear_ops
+from ..ops import log_softmax as log_softmax_ops
 from ..ops import pointwise
 from ..ops import softmax as softmax_ops
+from ..ops import token_logprobs as token_logprobs_ops
 from ..random import resolve
 from ..tensor import Tensor, _index_array, bool_
 
@@ -58,8 +61,9 @@ def softmax(input, dim):
 
 
 def log_softmax(input, dim):
-    """log softmax along `dim`."""
-    return softmax_ops.LogSoftmax.apply(input, dim)
+    """log softmax along `dim`, on the log-softmax kernel (numba, or its NumPy
+    reference: see `minigrad.kernels`). A row of all -inf gives NaN, as in torch."""
+    return log_softmax_ops.LogSoftmax.apply(input, dim)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -90,26 +94,11 @@ def token_logprobs(logits, targets, ignore_index=-100):
 
     Not a torch function (it is `-cross_entropy(..., reduction="none")` with the
     class dim last). Positions whose target is `ignore_index` give 0 and get no
-    gradient.
+    gradient. One fused kernel: the (..., V) log-probs are never built in forward,
+    the (..., V) gradient once in backward.
     """
     targets = _index_array(targets, "token_logprobs")
-    if tuple(logits.shape[:-1]) != tuple(targets.shape):
-        raise ValueError(
-            f"token_logprobs: logits of shape {tuple(logits.shape)} need targets of shape "
-            f"{tuple(logits.shape[:-1])}, got {tuple(targets.shape)}"
-        )
-    vocab = logits.shape[-1]
-    bad = (targets != ignore_index) & ((targets < 0) | (targets >= vocab))
-    if bad.any():
-        raise IndexError(
-            f"token_logprobs: target {targets[bad].ravel()[0]} is out of range for {vocab} classes "
-            f"(and is not ignore_index={ignore_index})"
-        )
-    valid = targets != ignore_index
-    safe = np.where(valid, targets, 0)
-    logp = log_softmax(logits, dim=-1)
-    picked = logp.gather(-1, safe[..., None])[..., 0]
-    return picked.masked_fill(~valid, 0.0)
+    return token_logprobs_ops.TokenLogprobs.apply(logits, targets=targets, ignore_index=ignore_index)
 
 
 def _reduce(loss, reduction, count=None):
@@ -184,13 +173,19 @@ def _combine_masks(scores_shape, attn_mask, is_causal):
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None):
-    """softmax(q kᵀ · scale + mask) v over the last two dims.
+    """softmax(q kᵀ · scale + mask) v over the last two dims: q (..., L, E), k (..., S, E),
+    v (..., S, Ev).
 
     `attn_mask`: bool (True = may attend, as torch) or additive float, broadcastable
-    to (..., L, S). `scale` defaults to 1/sqrt(E).
+    to (..., L, S); with `is_causal` both apply (torch 2.13 does the same). `scale`
+    defaults to 1/sqrt(E). A query row that may attend to no key gives zeros and
+    zero gradients, as torch 2.13.
 
-    Difference from torch: a query row that may attend to no key gives zeros
-    (torch gives NaN), and its gradient is zero.
+    Runs on the attention kernel (numba, or its NumPy reference: see
+    `minigrad.kernels`) when q, k, v share their leading dims; a bool mask of
+    shape (B, 1, 1, S) with 4-d inputs is read as a key-padding mask (fast path),
+    any other mask becomes an additive bias. With dropout_p > 0, leading dims that
+    broadcast, or a float mask that requires grad, it is composed of minigrad ops.
     """
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
         raise RuntimeError(
@@ -199,6 +194,45 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         )
     if attn_mask is not None and not isinstance(attn_mask, Tensor):
         attn_mask = Tensor(np.asarray(attn_mask))
+    if attn_mask is not None and attn_mask.dtype != bool_ and not np.issubdtype(attn_mask.dtype, np.floating):
+        raise TypeError(f"scaled_dot_product_attention: attn_mask must be bool or float, got {attn_mask.dtype}")
+    lead, (L, S) = tuple(query.shape[:-2]), (query.shape[-2], key.shape[-2])
+    mask_fits = attn_mask is None or _broadcasts_to(attn_mask.shape, lead + (L, S))
+    if (dropout_p > 0.0 or tuple(key.shape[:-2]) != lead or tuple(value.shape[:-2]) != lead or not mask_fits
+            or (attn_mask is not None and attn_mask.requires_grad)):
+        return _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    key_padding_mask, attn_bias = _kernel_masks(attn_mask, lead, L, S, query.dtype)
+    if len(lead) != 2:  # the kernel takes (B, H, L, E): other ranks go through (1, N, L, E)
+        n = int(np.prod(lead))
+        query, key, value = (t.reshape(1, n, *t.shape[-2:]) for t in (query, key, value))
+    out = attention_ops.ScaledDotProductAttention.apply(
+        query, key, value, key_padding_mask=key_padding_mask, attn_bias=attn_bias, is_causal=is_causal, scale=scale
+    )
+    return out if len(lead) == 2 else out.reshape(*lead, L, out.shape[-1])
+
+
+def _broadcasts_to(shape, target):
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
+def _kernel_masks(attn_mask, lead, L, S, dtype):
+    """attn_mask -> (key_padding_mask (B, S) or None, additive bias or None) for the kernel."""
+    if attn_mask is None:
+        return None, None
+    mask = attn_mask.data
+    if mask.dtype == bool_ and len(lead) == 2 and mask.ndim == 4 and mask.shape[1:3] == (1, 1):
+        return np.broadcast_to(mask[:, 0, 0, :], (lead[0], S)), None  # (B or 1, 1, 1, S): key padding
+    bias = np.where(mask, 0.0, -np.inf).astype(dtype) if mask.dtype == bool_ else mask.astype(dtype, copy=False)
+    if len(lead) != 2:
+        bias = np.broadcast_to(bias, lead + (L, S)).reshape(1, -1, L, S)
+    return None, bias
+
+
+def _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
+    """scaled_dot_product_attention built from minigrad ops (matmul, softmax, masked_fill)."""
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
     if attn_mask is not None and attn_mask.dtype != bool_:
@@ -215,4 +249,3 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p)
     return weights @ value
-

@@ -52,12 +52,23 @@ class Module:
                 f"cannot assign {name!r} before Module.__init__() is called: "
                 f"call super().__init__() first in {type(self).__name__}.__init__"
             )
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
-        if isinstance(value, Parameter):
-            self._parameters[name] = value
-        elif isinstance(value, Module):
-            self._modules[name] = value
+        kind = "parameter" if isinstance(value, Parameter) else "module" if isinstance(value, Module) else None
+        registries = {"parameter": self._parameters, "module": self._modules, "buffer": self._buffers}
+        if kind is None:  # a plain value may replace a registered entry only as torch allows
+            for registered, registry in registries.items():
+                if name in registry and not (value is None or registered == "buffer" and isinstance(value, Tensor)):
+                    expected = {"parameter": "a Parameter", "module": "a Module", "buffer": "a Tensor"}[registered]
+                    raise TypeError(
+                        f"cannot assign {type(value).__name__} to {name!r} of {type(self).__name__}: it is a "
+                        f"registered {registered} ({expected} or None expected)"
+                    )
+                if name in registry:
+                    registry[name] = value
+        else:
+            for registered, registry in registries.items():
+                if registered != kind:
+                    registry.pop(name, None)
+            registries[kind][name] = value  # a re-assigned name keeps its place in the order
         object.__setattr__(self, name, value)
 
     def register_buffer(self, name, tensor):
@@ -73,10 +84,10 @@ class Module:
 
     # ---- traversal -------------------------------------------------------------------
     def named_children(self):
-        return iter(self._modules.items())
+        return ((name, m) for name, m in self._modules.items() if m is not None)
 
     def children(self):
-        return iter(self._modules.values())
+        return (m for _, m in self.named_children())
 
     def named_modules(self, prefix=""):
         stack, seen = [(prefix, self)], set()
@@ -86,7 +97,7 @@ class Module:
                 continue
             seen.add(id(module))
             yield name, module
-            stack[0:0] = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items()]
+            stack[0:0] = [(f"{name}.{k}" if name else k, m) for k, m in module._modules.items() if m is not None]
 
     def modules(self):
         return (m for _, m in self.named_modules())
@@ -157,25 +168,29 @@ class Module:
         return self.to(np.float32)
 
     # ---- state -----------------------------------------------------------------------
+    def _state_items(self):
+        """(dotted name, tensor): each module's parameters, then its buffers, then its
+        children's, as torch orders a state_dict. A tensor shared by two modules
+        appears under both names (as in torch; named_parameters lists it once)."""
+        for module_name, module in self.named_modules():
+            for registry in (module._parameters, module._buffers):
+                for name, t in registry.items():
+                    if t is not None:
+                        yield (f"{module_name}.{name}" if module_name else name), t
+
     def state_dict(self):
-        """Ordered {dotted name: tensor} of parameters then buffers, sharing memory."""
-        state = collections.OrderedDict()
-        for name, p in self.named_parameters():
-            state[name] = p.detach()
-        for name, b in self.named_buffers():
-            state[name] = b.detach()
-        return state
+        """Ordered {dotted name: tensor} sharing memory with the parameters and buffers."""
+        return collections.OrderedDict((name, t.detach()) for name, t in self._state_items())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values into the parameters and buffers of the same names.
 
         Values may be minigrad tensors, NumPy arrays or torch tensors; they are
-        cast to each parameter's dtype. Every missing key, unexpected key and
+        copied into the existing arrays (cast to each one's dtype), as torch does. Every missing key, unexpected key and
         shape mismatch is listed in one error (mismatches always fail; missing
         and unexpected keys fail when strict).
         """
-        targets = dict(self.named_parameters())
-        targets.update(dict(self.named_buffers()))
+        targets = dict(self._state_items())
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
         problems = []
@@ -202,7 +217,10 @@ class Module:
             )
         for name, value in arrays.items():
             target = targets[name]
-            target.data = np.array(_to_array(value), dtype=target.dtype, copy=True)
+            if target.data.flags.writeable:
+                target.data[...] = _to_array(value)  # in place (cast to its dtype), as torch copies
+            else:  # a read-only array (e.g. np.frombuffer): give the tensor its own copy
+                target.data = np.array(_to_array(value), dtype=target.dtype)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- display ---------------------------------------------------------------------

@@ -57,7 +57,8 @@ def test_check_names_each_offender_and_its_worst_entry():
     with pytest.raises(AssertionError) as err:
         report.check(min_cosine=1 - 1e-9, max_rel_err=1e-6)
     message = str(err.value)
-    assert message.startswith("1 of 2 tensors disagree:\n  bad: cosine ")
+    assert message.startswith("1 of 2 tensors disagree:\n  bad: 1-cosine ")
+    assert "> 1.0e-09; max rel err 9.091e-02 > 1.0e-06;" in message
     assert "worst entry (2,): a=3.0 b=3.3" in message
     assert "good" in message.split("\n\n", 1)[1]  # the whole table follows
 
@@ -92,3 +93,16 @@ def test_works_across_backends_without_conversion_by_the_caller():
     for be, m in ((be_a, a), (be_b, b)):
         (m(be.tensor(x)) ** 2).sum().backward()
     compare_gradients(a, b, verbose=False).check(min_cosine=1 - 1e-12, max_rel_err=1e-12)
+
+
+def test_the_module_docstring_example_runs(capsys):
+    require_torch()
+    import textwrap
+
+    import backends.parity
+
+    chunks = backends.parity.__doc__.split("\n\n")
+    start = next(i for i, c in enumerate(chunks) if c.startswith("    from backends import get_backend"))
+    end = next(i for i, c in enumerate(chunks) if "compare_gradients(a, b)" in c)
+    exec(textwrap.dedent("\n\n".join(chunks[start:end + 1])), {})
+    assert capsys.readouterr().out.splitlines()[0].split()[:2] == ["name", "shape"]

@@ -121,8 +121,9 @@ def test_state_dict_names_and_shapes(backend_name):
 
 def test_state_dict_round_trips_numpy_torch_numpy_bit_exactly():
     require_torch()
+    weights = random_weights(init_weights(SMALL), np.random.default_rng(1))
     for dtype in ("float64", "float32"):
-        original = {k: v.astype(dtype) for k, v in random_weights(init_weights(SMALL), np.random.default_rng(1)).items()}
+        original = {k: v.astype(dtype) for k, v in weights.items()}
         on_numpy = TinyGPT(SMALL, backend=get_backend("numpy", dtype=dtype))
         on_numpy.load_weights(original)
         on_torch = TinyGPT(SMALL, backend=get_backend("torch", dtype=dtype))
@@ -204,12 +205,21 @@ def test_right_padding_leaves_real_positions_unchanged(backend_name):
 
 
 def test_padded_positions_stay_finite_even_for_an_empty_row(backend_name):
-    """A row with no real token at all: every query may still see itself, so no
-    attention row is empty (which would give NaN in torch's softmax)."""
+    """A row with no real token: every query row of its attention is fully masked,
+    which both backends turn into zeros (not NaN), so the logits stay finite."""
     be = get_backend(backend_name, dtype="float64")
     model = TinyGPT(SMALL, backend=be)
     ids, mask = padded_batch(np.random.default_rng(5), [0, 4], 6, SMALL.vocab_size)
     assert np.isfinite(be.to_numpy(model(ids, mask))).all()
+
+
+def test_left_padding_is_refused(backend_name):
+    be = get_backend(backend_name, dtype="float64")
+    model = TinyGPT(SMALL, backend=be)
+    ids = np.ones((2, 5), dtype=np.int64)
+    mask = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1]])
+    with pytest.raises(ValueError, match=r"^TinyGPT: attention_mask row 1 is not right padding"):
+        model(ids, mask)
 
 
 # ---- input errors: one line each, naming the bad value ------------------------------------

@@ -191,7 +191,9 @@ def assert_close(actual, expected, what, atol=PARITY_ATOL):
 
 def check_torch_parity(case, layout, torch, atol=PARITY_ATOL):
     mine, theirs = run(case, minigrad, layout), run(case, torch, layout)
-    assert len(mine.outputs) == len(theirs.outputs), f"{case}: {len(mine.outputs)} outputs, torch gives {len(theirs.outputs)}"
+    assert len(mine.outputs) == len(theirs.outputs), (
+        f"{case}: {len(mine.outputs)} outputs, torch gives {len(theirs.outputs)}"
+    )
     for k, (a, b) in enumerate(zip(mine.outputs, theirs.outputs)):
         assert_close(a, b, f"{case} ({layout}) output {k}", atol)
     for i, (a, b) in enumerate(zip(mine.grads, theirs.grads)):
@@ -202,8 +204,6 @@ def check_torch_parity(case, layout, torch, atol=PARITY_ATOL):
 
 def check_gradcheck(case, layout):
     inputs = [leaf(minigrad, a, arg.requires_grad) for a, arg in zip(case.arrays(layout), case.args)]
-    if not any(arg.requires_grad for arg in case.args):
-        raise ValueError(f"{case}: no input requires grad")
 
     def fn(*xs):
         return case.fn(minigrad, minigrad_functional, *xs)

@@ -218,6 +218,7 @@ def test_detach_shares_data_and_cuts_the_graph():
     np.testing.assert_array_equal(x.grad.data, [1.0, 2.0])
 
 
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
 def test_retain_grad_keeps_a_non_leaf_gradient_like_torch(torch):
     values = np.array([0.5, -1.0])
     results = []

@@ -1,0 +1,86 @@
+"""log-softmax over the last axis, any leading shape, forward and backward.
+
+    y = x - m - log Σ_j exp(x_j - m),   m = max_j x_j       (subtracting m: no overflow)
+    dx = g - exp(y) · Σ_j g_j                                (per row)
+
+A row of all -inf (or holding +inf or NaN) gives NaN, as in torch.
+
+`forward_reference` / `backward_reference` are the math in NumPy. The numba
+versions do the same per row, in parallel over rows (each row written by one
+iteration), in two passes over the row instead of NumPy's temporaries.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+from .fast_exp import exp_nonpositive
+from .tiles import FASTMATH
+
+
+def check_input(x, where="log_softmax"):
+    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{where}: input must be a float32 or float64 array, got {getattr(x, 'dtype', type(x))}")
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"{where}: input needs a last dim of size >= 1, got shape {x.shape}")
+
+
+# ---- NumPy reference ------------------------------------------------------------------
+
+
+def forward_reference(x):
+    top = np.max(x, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # -inf - (-inf): a row of all -inf gives NaN, as in torch
+        shifted = x - top
+        return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def backward_reference(y, grad):
+    return grad - np.exp(y) * np.sum(grad, axis=-1, keepdims=True)
+
+
+# ---- numba ----------------------------------------------------------------------------
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _forward_rows(x, y):
+    for r in numba.prange(x.shape[0]):
+        row, out = x[r], y[r]
+        top = row[0]
+        for j in range(row.shape[0]):
+            top = max(top, row[j])
+        total = x.dtype.type(0)
+        for j in range(row.shape[0]):
+            total += exp_nonpositive(row[j] - top)
+        lse = top + math.log(total)
+        for j in range(row.shape[0]):
+            out[j] = row[j] - lse
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _backward_rows(y, grad, dx):
+    for r in numba.prange(y.shape[0]):
+        g, out = grad[r], dx[r]
+        total = y.dtype.type(0)
+        for j in range(g.shape[0]):
+            total += g[j]
+        y_row = y[r]
+        for j in range(g.shape[0]):
+            out[j] = g[j] - exp_nonpositive(y_row[j]) * total
+
+
+def _rows(a):
+    return np.ascontiguousarray(a).reshape(-1, a.shape[-1])
+
+
+def forward_numba(x):
+    y = np.empty(x.shape, dtype=x.dtype)
+    _forward_rows(_rows(x), y.reshape(-1, x.shape[-1]))
+    return y
+
+
+def backward_numba(y, grad):
+    dx = np.empty(y.shape, dtype=y.dtype)
+    _backward_rows(_rows(y), _rows(grad.astype(y.dtype, copy=False)), dx.reshape(-1, y.shape[-1]))
+    return dx
