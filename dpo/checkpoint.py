@@ -130,7 +130,10 @@ class Checkpoint:
         return state
 
     def restore_training_state(self, optimizer=None, scheduler=None, backend=None):
-        """Put optimizer moments, schedule position and RNG state back."""
+        """Put optimizer moments, schedule position and RNG state back (`backend`: the
+        one the optimizer belongs to; its global generator gets the saved RNG state)."""
+        if optimizer is not None and backend is None:
+            raise ValueError("restore_training_state: pass backend= the optimizer's backend to restore its state")
         if optimizer is not None and self._optimizer is not None:
             backend.load_optimizer_state(optimizer, self.optimizer_state())
         if scheduler is not None and self._scheduler is not None:

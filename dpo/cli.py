@@ -23,6 +23,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
+from .metrics import plot_metrics, read_metrics
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -249,10 +250,8 @@ def _model_from_checkpoint(path, backend):
     return model, config, checkpoint
 
 
-def _write_plot(out_dir, history):
-    from .metrics import plot_metrics
-
-    note = plot_metrics(history, os.path.join(out_dir, "metrics.png"))
+def _write_plot(out_dir, rows):
+    note = plot_metrics(rows, os.path.join(out_dir, "metrics.png"))
     print(note or f"plot: {os.path.join(out_dir, 'metrics.png')}")
 
 
@@ -325,8 +324,9 @@ def cmd_train(args):
     shown = result.eval_pairs or result.train_pairs
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
-    print(f"wrote {result.checkpoint}, {os.path.join(args.out, 'metrics.jsonl')}")
-    _write_plot(args.out, result.history)
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    print(f"wrote {result.checkpoint}, {metrics_path}")
+    _write_plot(args.out, read_metrics(metrics_path))  # the whole run, also when it was resumed
     return 0
 
 

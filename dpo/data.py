@@ -217,9 +217,9 @@ def load_preferences(path, *, skip_invalid: bool = False, max_len: int = 96,
                 continue
             pairs.append(pair)
     if rows == 0:
-        raise ValueError(f"load_preferences: {name} has no preference rows (it is empty or blank)")
+        raise PreferenceDataError(name, None, "has no preference rows (it is empty or blank)")
     if not pairs:
-        raise ValueError(f"load_preferences: all {rows} rows of {name} are invalid; the first: {skipped[0].reason}")
+        raise PreferenceDataError(name, None, f"all {rows} rows are invalid; the first: {skipped[0].reason}")
     return PreferenceList(pairs, path=name, skipped=skipped)
 
 

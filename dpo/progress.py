@@ -10,7 +10,8 @@ class Progress:
     """`with Progress(total, "train") as bar: ... bar.update(loss=0.5)`.
 
     Draws `label [#####.....] 12/40 3.1 it/s loss 0.5` in place on a terminal and
-    stays silent otherwise (logs and CI get the per-step lines instead).
+    stays silent otherwise (logs and CI get the per-step lines instead). Call
+    `clear()` before printing a line of your own while the bar is up.
     """
 
     def __init__(self, total: int, label: str = "", stream=None, enabled: bool | None = None, width: int = 24):
@@ -18,6 +19,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.done, self.start, self.fields = 0, time.perf_counter(), {}
+        self.drawn = False  # whether the bar is on the current line
 
     def update(self, n: int = 1, **fields) -> None:
         self.done += n
@@ -32,11 +34,22 @@ class Progress:
         bar = "#" * filled + "." * (self.width - filled)
         self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {rate:.1f} it/s {extra}\033[K")
         self.stream.flush()
+        self.drawn = True
+
+    def clear(self) -> None:
+        """Erase the bar from its line, so a line printed next starts at column 0; the
+        next `update` draws it again below that line."""
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.drawn = False
 
     def close(self):
-        if self.enabled:
+        """Leave the finished bar on screen and move to the next line."""
+        if self.drawn:
             self.stream.write("\n")
             self.stream.flush()
+            self.drawn = False
 
     def __enter__(self):
         return self

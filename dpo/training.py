@@ -19,8 +19,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minigrad.optim.lr_scheduler import linear_warmup_decay
-
 from .batching import IGNORE_INDEX, collate, iterate_batches, split_train_eval
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DPOConfig
@@ -34,6 +32,16 @@ from .tokenizer import InstructionTokenizer
 
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient norm became NaN or infinite; training stopped before the update."""
+
+
+def warmup_factor(warmup_steps: int):
+    """Learning-rate multiplier at update s (0-based): (s + 1) / warmup_steps during
+    warm-up, then 1. Unlike transformers' linear schedule it never starts at 0, so
+    the first update already moves the weights."""
+    def factor(step):
+        return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+
+    return factor
 
 
 def freeze(model):
@@ -103,9 +111,10 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
                 optimizer.step()
                 losses.append(value)
                 step += 1
-                bar.update(loss=value)
                 if log is not None:
+                    bar.clear()
                     log(step, value)
+                bar.update(loss=value)
                 if step >= steps:
                     break
             epoch += 1
@@ -296,7 +305,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     policy.train()
     optimizer = backend.optimizer("adamw", policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = backend.lambda_lr(optimizer, linear_warmup_decay(config.warmup_steps))
+    scheduler = backend.lambda_lr(optimizer, warmup_factor(config.warmup_steps))
     bco_state = RunningMean() if "bco_pair" in np.atleast_1d(config.loss_type) else None
 
     step = 0
@@ -313,7 +322,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     # resuming keeps the rows up to the checkpoint; those an interrupted run logged after it are redone
     log = MetricsLog(metrics_path, append=resume_from is not None, keep_through_step=step)
     eval_ref_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len) if eval_pairs else None
-    history, written = [], None
+    history, written, written_step = [], None, None
 
     def emit(row):
         log.write(row)
@@ -322,13 +331,13 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             on_log(row)
 
     def save():
-        nonlocal written
+        nonlocal written, written_step
         if checkpoint_path:
             epoch = (step - 1) // steps_per_epoch if step else 0  # the epoch of the last update
             extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
             save_checkpoint(checkpoint_path, policy, config, optimizer=optimizer, scheduler=scheduler,
                             step=step, epoch=epoch, extra=extra)
-            written = checkpoint_path
+            written, written_step = checkpoint_path, step
 
     indices = list(range(len(pairs)))
     epoch = step // steps_per_epoch
@@ -338,17 +347,25 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 if epoch * steps_per_epoch + position < step:
                     continue  # done before the checkpoint we resumed from
                 batch = collate([pairs[i] for i in chunk], tokenizer, config.max_len)
-                metrics = dpo_step(policy, batch, ref_cache[chunk], optimizer, config, scheduler, bco_state,
-                                   step=step + 1)
+                try:
+                    metrics = dpo_step(policy, batch, ref_cache[chunk], optimizer, config, scheduler, bco_state,
+                                       step=step + 1)
+                except TrainingDiverged as error:
+                    if written is None:
+                        raise
+                    raise TrainingDiverged(f"{error}; the last checkpoint, {written} (step {written_step}), "
+                                           "is intact") from None
                 step += 1
-                bar.update(loss=metrics["loss"])
                 if step % config.log_every == 0 or step == total_steps:
+                    bar.clear()
                     emit({"step": step, "epoch": epoch, **metrics})
+                bar.update(loss=metrics["loss"])
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
                     save()
                 if step >= total_steps:
                     break
             if eval_pairs:
+                bar.clear()
                 emit({"step": step, "epoch": epoch, **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer,
                                                                      ref_logps=eval_ref_cache)})
             epoch += 1

@@ -16,7 +16,18 @@ from .tensor import Tensor
 
 
 class GradcheckError(AssertionError):
-    """Raised when an analytic gradient disagrees with finite differences."""
+    """Raised when an analytic gradient disagrees with finite differences.
+
+    Besides the message it carries the verdict as fields: `input_name`, `index`
+    (a tuple), `analytic`, `numeric`, `failures` (entries that disagree) and
+    `total` (entries of that input).
+    """
+
+    def __init__(self, message, input_name=None, index=None, analytic=None, numeric=None, failures=None,
+                 total=None):
+        super().__init__(message)
+        self.input_name, self.index, self.analytic, self.numeric = input_name, index, analytic, numeric
+        self.failures, self.total = failures, total
 
 
 def _outputs(result):
@@ -100,13 +111,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, names=None, seed=0, ra
     if worst is None:
         return True
     _, i, index, a, n, failures, total = worst
+    index = tuple(int(j) for j in index)
     message = (
-        f"gradcheck failed for {names[i]} (shape {tuple(inputs[i].shape)}) at index {tuple(int(j) for j in index)}: "
+        f"gradcheck failed for {names[i]} (shape {tuple(inputs[i].shape)}) at index {index}: "
         f"analytic gradient {a:.10g}, numeric (finite differences) {n:.10g}; "
         f"|difference| {abs(a - n):.3g} > atol + rtol*|numeric| = {atol + rtol * abs(n):.3g}. "
         f"{failures} of {total} entries of this input disagree."
     )
     if raise_exception:
-        raise GradcheckError(message)
+        raise GradcheckError(message, names[i], index, float(a), float(n), failures, total)
     warnings.warn(message, stacklevel=2)
     return False

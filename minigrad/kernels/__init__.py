@@ -62,7 +62,7 @@ def kernel_mode(mode: str):
 
 def use_numba(mode=None) -> bool:
     """True when `mode` (default: the active mode) is 'numba'."""
-    return (_mode if mode is None else _validated(mode, "kernel mode")) == "numba"
+    return (_mode if mode is None else _validated(mode, "mode")) == "numba"
 
 
 def erf(x):

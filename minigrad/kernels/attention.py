@@ -15,12 +15,14 @@ Backward, for the incoming gradient g = dL/dout:
     dq = scale · dS k
     dk = scale · dSᵀ q
 
-Forward keeps P for the backward rather than the row log-sum-exp (from which P
-can be recomputed, as flash attention does): measured on one core, the backward
-was 36% faster at B=8, H=8, T=512, D=64 (1.3 ms against 2.0 ms per head) and 38%
-faster at the TinyGPT size, for B·H·L·S extra floats (64 MiB in float32 at the
-larger size). A dead row (no allowed key) has P = 0, so it gets out = 0 and
-sends no gradient anywhere, as in torch.
+Forward keeps P for the backward rather than the row log-sum-exp from which P
+can be recomputed (as flash attention does). Measured on one core with a
+prototype of this kernel holding both variants, keeping P made the backward 36%
+faster at B=8, H=8, T=512, D=64 (1.3 against 2.0 ms per head: recomputing costs
+a product q kᵀ and an exp per entry, more than reading P back) and 38% faster at
+the TinyGPT size (B=24, H=4, T=96, D=16), for B·H·L·S floats of memory (64 MiB
+in float32 at the larger size, 3.4 MiB at TinyGPT size). A dead row (no allowed
+key) has P = 0, so it gets out = 0 and sends no gradient anywhere, as in torch.
 
 Read `forward_reference` and `backward_reference` for the math in NumPy. The
 numba versions below compute the same thing one (batch, head) at a time, in
@@ -121,9 +123,11 @@ def backward_reference(q, k, v, out, probs, grad_out, scale):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _softmax_rows(p, keep, bias, has_bias, is_causal):
+def _softmax_rows(p, keep, has_padding, bias, has_bias, is_causal):
     """Scores -> probabilities in place, row by row: add the bias, mask, softmax.
-    Entries past the causal diagonal become 0, a row with no key left all 0."""
+    A row with no key left becomes all 0. With `is_causal` only the entries up to
+    the diagonal are scores (the rest of p is already 0, but for the few the
+    4-row tiles of the product wrote just past it, zeroed here)."""
     L, S = p.shape
     ninf = p.dtype.type(-np.inf)
     for i in range(L):
@@ -133,12 +137,13 @@ def _softmax_rows(p, keep, bias, has_bias, is_causal):
             bias_row = bias[i]
             for j in range(end):
                 row[j] += bias_row[j]
+        if has_padding:
+            for j in range(end):
+                row[j] = row[j] if keep[j] else ninf
         top = ninf
         for j in range(end):
-            x = row[j] if keep[j] else ninf
-            row[j] = x
-            top = max(top, x)
-        for t in range(S - end):
+            top = max(top, row[j])
+        for t in range(min(S, i - i % 4 + 4) - end):  # the causal product's 4-row tile wrote past the diagonal
             row[end + t] = 0
         if top == ninf:
             for j in range(end):
@@ -155,17 +160,17 @@ def _softmax_rows(p, keep, bias, has_bias, is_causal):
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _forward_loop(q, k, v, keep, bias, has_bias, is_causal, scale, out, probs):
-    B, H, L, _ = q.shape
+def _forward_loop(q, k, v, keep, has_padding, bias, has_bias, is_causal, scale, out, probs):
+    B, H, L, D = q.shape
     S, Dv = v.shape[2], v.shape[3]
     one = q.dtype.type(1)
     for bh in numba.prange(B * H):
         b, h = bh // H, bh % H
         p = probs[b, h]
+        matmul_nt(q[b, h], k[b, h], p, scale, LOWER_OUT if is_causal else FULL)  # p = q kᵀ · scale
+        _softmax_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, is_causal)
         v_t = np.empty((Dv, S), dtype=q.dtype)
         transpose(v[b, h], v_t)
-        matmul_nt(q[b, h], k[b, h], p, scale, LOWER_OUT if is_causal else FULL)  # p = q kᵀ · scale
-        _softmax_rows(p, keep[b], bias[b % bias.shape[0], h % bias.shape[1]], has_bias, is_causal)
         matmul_nt(p, v_t, out[b, h], one, LOWER_A if is_causal else FULL)  # out = P v
 
 
@@ -181,8 +186,9 @@ def _backward_loop(q, k, v, out, probs, grad_out, is_causal, scale, dq, dk, dv):
         q_t = np.empty((D, L), dtype=q.dtype)
         k_t = np.empty((D, S), dtype=q.dtype)
         g_t = np.empty((Dv, L), dtype=q.dtype)
-        p_t = np.zeros((S, L), dtype=q.dtype)
-        ds = np.zeros((L, S), dtype=q.dtype)
+        # causal: the triangle transposes fill only the blocks the triangular products read
+        p_t = np.empty((S, L), dtype=q.dtype)
+        ds = np.empty((L, S), dtype=q.dtype)
         ds_t = np.empty((S, L), dtype=q.dtype)
         transpose(qb, q_t)
         transpose(kb, k_t)
@@ -212,27 +218,32 @@ def _backward_loop(q, k, v, out, probs, grad_out, is_causal, scale, dq, dk, dv):
         matmul_nt(ds, k_t, dq[b, h], one, LOWER_A if is_causal else FULL)  # dq = dS k
 
 
+def _c_writable(a, dtype):
+    """`a` as a C-contiguous, writable array (a copy only where needed): numba
+    compiles one version per layout and read-only flag, so the kernels see one."""
+    return np.require(a, dtype, ("C", "W"))
+
+
 def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
     dtype = q.dtype
-    q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
+    q, k, v = (_c_writable(a, dtype) for a in (q, k, v))
     (B, H, L, _), (S, Dv) = q.shape, v.shape[2:]
-    keep = np.ones((B, S), dtype=bool) if key_padding_mask is None else np.ascontiguousarray(key_padding_mask)
+    has_padding = key_padding_mask is not None
+    keep = _c_writable(key_padding_mask, np.bool_) if has_padding else np.ones((B, S), dtype=bool)
     has_bias = attn_bias is not None
-    if has_bias:  # (B or 1, H or 1, L, S), contiguous: one compiled version whatever the mask's shape
-        bias = np.ascontiguousarray(np.broadcast_to(attn_bias, np.broadcast_shapes(attn_bias.shape, (1, 1, L, S))))
+    if has_bias:  # as (B or 1, H or 1, L, S): one compiled version whatever the mask's shape
+        bias = _c_writable(np.broadcast_to(attn_bias, np.broadcast_shapes(attn_bias.shape, (1, 1, L, S))), dtype)
     else:
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
-    bias = bias.view()
-    bias.flags.writeable = False  # read-only either way: numba compiles per read-only flag too
     out = np.empty((B, H, L, Dv), dtype=dtype)
-    probs = np.empty((B, H, L, S), dtype=dtype)
-    _forward_loop(q, k, v, keep, bias, has_bias, bool(is_causal), dtype.type(scale), out, probs)
+    probs = np.zeros((B, H, L, S), dtype=dtype)  # causal: the upper triangle stays 0
+    _forward_loop(q, k, v, keep, has_padding, bias, has_bias, bool(is_causal), dtype.type(scale), out, probs)
     return out, probs
 
 
 def backward_numba(q, k, v, out, probs, grad_out, is_causal, scale):
     dtype = q.dtype
-    q, k, v, out, probs, grad_out = (np.ascontiguousarray(a, dtype=dtype) for a in (q, k, v, out, probs, grad_out))
+    q, k, v, out, probs, grad_out = (_c_writable(a, dtype) for a in (q, k, v, out, probs, grad_out))
     dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
     _backward_loop(q, k, v, out, probs, grad_out, bool(is_causal), dtype.type(scale), dq, dk, dv)
     return dq, dk, dv

@@ -70,17 +70,18 @@ def _backward_rows(y, grad, dx):
             out[j] = g[j] - exp_nonpositive(y_row[j]) * total
 
 
-def _rows(a):
-    return np.ascontiguousarray(a).reshape(-1, a.shape[-1])
+def _rows(a, dtype):
+    """`a` as C-contiguous writable rows (one compiled version: see attention._c_writable)."""
+    return np.require(a, dtype, ("C", "W")).reshape(-1, a.shape[-1])
 
 
 def forward_numba(x):
     y = np.empty(x.shape, dtype=x.dtype)
-    _forward_rows(_rows(x), y.reshape(-1, x.shape[-1]))
+    _forward_rows(_rows(x, x.dtype), y.reshape(-1, x.shape[-1]))
     return y
 
 
 def backward_numba(y, grad):
     dx = np.empty(y.shape, dtype=y.dtype)
-    _backward_rows(_rows(y), _rows(grad.astype(y.dtype, copy=False)), dx.reshape(-1, y.shape[-1]))
+    _backward_rows(_rows(y, y.dtype), _rows(grad, y.dtype), dx.reshape(-1, y.shape[-1]))
     return dx

@@ -65,7 +65,7 @@ def forward_reference(logits, targets, ignore_index):
 
 def backward_reference(logits, targets, lse, grad, ignore_index):
     valid = targets != ignore_index
-    probs = np.exp(logits - lse[..., None])
+    probs = np.exp(np.where(valid[..., None], logits - lse[..., None], -np.inf))  # ignored rows: 0
     onehot = np.zeros_like(logits)
     np.put_along_axis(onehot, np.where(valid, targets, 0)[..., None], 1, axis=-1)
     return (np.where(valid, grad, 0)[..., None] * (onehot - probs)).astype(logits.dtype, copy=False)
@@ -107,25 +107,23 @@ def _backward_rows(x, targets, ignore_index, lse, grad, dx):
         out[t] += g
 
 
+def _flat(a, dtype, width=None):
+    """`a` as C-contiguous writable rows (one compiled version: see attention._c_writable)."""
+    a = np.require(a, dtype, ("C", "W"))
+    return a.reshape(-1) if width is None else a.reshape(-1, width)
+
+
 def forward_numba(logits, targets, ignore_index):
-    vocab = logits.shape[-1]
-    rows = np.ascontiguousarray(logits).reshape(-1, vocab)
+    rows = _flat(logits, logits.dtype, logits.shape[-1])
     out = np.empty(rows.shape[0], dtype=logits.dtype)
     lse = np.empty(rows.shape[0], dtype=logits.dtype)
-    _forward_rows(rows, np.ascontiguousarray(targets, dtype=np.int64).reshape(-1), ignore_index, out, lse)
+    _forward_rows(rows, _flat(targets, np.int64), ignore_index, out, lse)
     return out.reshape(targets.shape), lse.reshape(targets.shape)
 
 
 def backward_numba(logits, targets, lse, grad, ignore_index):
-    vocab = logits.shape[-1]
-    rows = np.ascontiguousarray(logits).reshape(-1, vocab)
+    rows = _flat(logits, logits.dtype, logits.shape[-1])
     dx = np.empty(rows.shape, dtype=logits.dtype)
-    _backward_rows(
-        rows,
-        np.ascontiguousarray(targets, dtype=np.int64).reshape(-1),
-        ignore_index,
-        np.ascontiguousarray(lse, dtype=logits.dtype).reshape(-1),
-        np.ascontiguousarray(grad, dtype=logits.dtype).reshape(-1),
-        dx,
-    )
+    dtype = logits.dtype
+    _backward_rows(rows, _flat(targets, np.int64), ignore_index, _flat(lse, dtype), _flat(grad, dtype), dx)
     return dx.reshape(logits.shape)

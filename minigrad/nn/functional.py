@@ -177,7 +177,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     v (..., S, Ev).
 
     `attn_mask`: bool (True = may attend, as torch) or additive float, broadcastable
-    to (..., L, S); with `is_causal` both apply (torch 2.13 does the same). `scale`
+    to (..., L, S); with `is_causal` both apply (as torch 2.13's fused CPU kernel does;
+    its fallback for other shapes, e.g. a value dim unlike the key dim, refuses the pair). `scale`
     defaults to 1/sqrt(E). A query row that may attend to no key gives zeros and
     zero gradients, as torch 2.13.
 

@@ -12,17 +12,21 @@ from dpo.config import DPOConfig
 from dpo.data import make_preferences
 from dpo.model import GPTConfig, TinyGPT, init_weights
 from tests.backends.lm_batch import random_weights
-from tests.conftest import require_torch
+from tests.conftest import require_cuda, require_torch
 
 TINY = GPTConfig(hidden=16, heads=2, depth=1, max_len=96)
 BACKENDS = ["numpy", "torch"]
+TORCH_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
-def backend(name, dtype="float64"):
-    """The backend `name` in `dtype`; skips with a reason when it is torch and torch is absent."""
+def backend(name, dtype="float64", device=None):
+    """The backend `name` in `dtype` on `device`; skips with a reason when it is torch and torch
+    is absent, or CUDA is asked for and there is none."""
     if name == "torch":
         require_torch()
-    return get_backend(name, dtype=dtype)
+    if device == "cuda":
+        require_cuda()
+    return get_backend(name, device=device, dtype=dtype)
 
 
 def tiny_config(**changes) -> DPOConfig:

@@ -202,15 +202,15 @@ def test_directory_is_not_a_file(tmp_path):
 def test_file_without_rows_is_an_error(tmp_path, content):
     path = tmp_path / "empty.jsonl"
     path.write_text(content)
-    with pytest.raises(ValueError, match="empty.jsonl has no preference rows"):
+    with pytest.raises(PreferenceDataError, match="empty.jsonl: has no preference rows"):
         load_preferences(path)
-    with pytest.raises(ValueError, match="has no preference rows"):
+    with pytest.raises(PreferenceDataError, match="has no preference rows"):
         load_preferences(path, skip_invalid=True)
 
 
 def test_all_rows_invalid_is_an_error_even_when_skipping(tmp_path):
     path = write_lines(tmp_path, ["{", {"prompt": "a"}])
-    with pytest.raises(ValueError, match=r"all 2 rows of .*prefs.jsonl are invalid; the first: .*:1: invalid JSON"):
+    with pytest.raises(PreferenceDataError, match=r"prefs.jsonl: all 2 rows are invalid; the first: .*:1: invalid JSON"):
         load_preferences(path, skip_invalid=True)
 
 

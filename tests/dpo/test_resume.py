@@ -9,7 +9,7 @@ import pytest
 
 from dpo.metrics import read_metrics
 from dpo.training import build_models, train_dpo
-from tests.dpo.pipeline_setup import backend, pairs, tiny_config
+from tests.dpo.pipeline_setup import TORCH_DEVICES, backend, pairs, tiny_config
 
 STEPS = 6
 
@@ -41,9 +41,11 @@ def test_numpy_resume_is_bit_identical(loss_type, tmp_path):
     assert [row["loss"] for row in read_metrics(tmp_path / "split" / "metrics.jsonl")] == whole.rows("loss")
 
 
-def test_torch_resume_is_close(tmp_path):
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_torch_resume_is_close(device, tmp_path):
     config = tiny_config(max_steps=STEPS, warmup_steps=2)
-    whole, whole_weights, rest, rest_weights = straight_and_resumed(backend("torch", "float32"), config, tmp_path)
+    be = backend("torch", "float32", device)
+    whole, whole_weights, rest, rest_weights = straight_and_resumed(be, config, tmp_path)
     assert rest.rows("loss") == pytest.approx(whole.rows("loss")[3:], rel=1e-6, abs=1e-7)
     assert all(np.allclose(whole_weights[k], rest_weights[k], rtol=1e-5, atol=1e-7) for k in whole_weights)
 

@@ -76,8 +76,8 @@ def test_linear_warmup_then_constant_lr():
     config = tiny_config(max_steps=5, warmup_steps=2, lr=0.01)
     policy, reference = build_models(config, backend=backend("numpy"))
     lrs = train_dpo(policy, reference, pairs(), config).rows("lr")
-    # step s (1-based) uses lr · min(1, (s - 1) / warmup): transformers' linear warm-up from 0
-    assert lrs == pytest.approx([0.0, 0.005, 0.01, 0.01, 0.01], abs=1e-15)
+    # step s (1-based) uses lr · min(1, s / warmup): the first update already moves
+    assert lrs == pytest.approx([0.005, 0.01, 0.01, 0.01, 0.01], abs=1e-15)
 
 
 def test_same_seed_same_run_other_seed_other_order():
@@ -137,7 +137,8 @@ def test_nan_weights_stop_training_naming_the_step_and_keep_the_last_checkpoint(
         if row["step"] == 3:  # after the step-2 checkpoint, before step 4
             policy.head.weight.data[5, 3] = np.nan
 
-    with pytest.raises(TrainingDiverged, match=r"DPO step 4: the policy log-prob of row \d+ is nan"):
+    with pytest.raises(TrainingDiverged, match=r"DPO step 4: the policy log-prob of row \d+ is nan; stopped before "
+                       r"updating the weights; the last checkpoint, .*checkpoint.safetensors \(step 2\), is intact"):
         train_dpo(policy, reference, pairs(), config, out_dir=tmp_path, on_log=poison)
     checkpoint = load_checkpoint(tmp_path / "checkpoint.safetensors")
     assert checkpoint.step == 2

@@ -1,0 +1,1 @@
+"""Benchmarks: speed measured side by side in one run, printed, never asserted."""

@@ -1,0 +1,12 @@
+"""`kernel_mode`: run a test once on the numba kernels and once on their NumPy
+references (the switch `minigrad.kernels.kernel_mode`), restoring the mode after."""
+
+import pytest
+
+from minigrad import kernels
+
+
+@pytest.fixture(params=kernels.MODES)
+def kernel_mode(request):
+    with kernels.kernel_mode(request.param):
+        yield request.param
