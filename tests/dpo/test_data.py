@@ -210,7 +210,8 @@ def test_file_without_rows_is_an_error(tmp_path, content):
 
 def test_all_rows_invalid_is_an_error_even_when_skipping(tmp_path):
     path = write_lines(tmp_path, ["{", {"prompt": "a"}])
-    with pytest.raises(PreferenceDataError, match=r"prefs.jsonl: all 2 rows are invalid; the first: .*:1: invalid JSON"):
+    message = r"prefs.jsonl: all 2 rows are invalid; the first: .*:1: invalid JSON"
+    with pytest.raises(PreferenceDataError, match=message):
         load_preferences(path, skip_invalid=True)
 
 
