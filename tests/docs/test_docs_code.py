@@ -144,7 +144,8 @@ def check_exercises_command(args, capsys):
 
 
 @pytest.mark.parametrize("where, command", shell_commands(), ids=lambda x: x if ":" in x else None)
-def test_shell_command_is_valid(where, command, capsys):
+def test_shell_command_is_valid(where, command, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # commands that write files (e.g. `exercises start`) write them here
     words = shlex.split(command)
     if words[0] == "minigrad-dpo":  # the console script of setup.cfg
         words = ["python", "-m", "dpo", *words[1:]]

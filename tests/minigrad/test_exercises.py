@@ -3,6 +3,7 @@ wrong one fails it with a verdict naming the case, the input, the entry, the exp
 obtained value and the exercise's hint; the unfilled stubs are "not started"; the command
 line's messages and exit codes; the exercises' DPO losses are the project's."""
 
+import os
 import subprocess
 import sys
 import types
@@ -15,7 +16,7 @@ import pytest
 import minigrad
 from minigrad.exercises import EXERCISES, FAIL, NAMES, NOT_STARTED, PASS, check, check_module
 from minigrad.exercises import checker as checker_module
-from minigrad.exercises.checker import GRADCHECK_ATOL, GRADCHECK_RTOL, TORCH_MISSING_NOTE, load_module
+from minigrad.exercises.checker import GRADCHECK_ATOL, GRADCHECK_RTOL, TORCH_MISSING_NOTE, load_module, stub_path
 from minigrad.exercises.cli import EXIT_FAIL, EXIT_NOT_STARTED, EXIT_PASS, EXIT_USAGE, main
 from minigrad.exercises.solutions import (
     attention,
@@ -331,7 +332,8 @@ def test_cli_list_names_every_exercise_and_its_file(capsys):
         assert name in out and exercise.title in out and f"minigrad/exercises/stubs/{name}.py" in out
 
 
-def test_cli_check_solution_passes_and_stub_is_not_started(capsys):
+def test_cli_check_solution_passes_and_stub_is_not_started(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no working copies here: check falls back to the packaged stub
     status, out, _ = run_cli(capsys, "check", "softmax", "--solution")
     assert status == EXIT_PASS and out.startswith("PASS  softmax")
     status, out, _ = run_cli(capsys, "check", "softmax")
@@ -345,7 +347,8 @@ def test_cli_check_all_solutions(capsys):
     assert out.count("note: the comparison with PyTorch was turned off") == len(NAMES)
 
 
-def test_cli_check_all_stubs_is_not_started(capsys):
+def test_cli_check_all_stubs_is_not_started(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     status, out, _ = run_cli(capsys, "check", "all", "--no-torch")
     assert status == EXIT_NOT_STARTED
     assert f"0 passed, 0 failed, {len(NAMES)} not started of {len(NAMES)}" in out
@@ -387,11 +390,31 @@ def test_cli_usage_errors(capsys):
     assert status == EXIT_USAGE and "usage: python -m minigrad.exercises" in out
 
 
-def test_python_dash_m_runs_the_checker_with_its_exit_status():
-    result = subprocess.run([sys.executable, "-m", "minigrad.exercises", "check", "ipo", "--no-torch"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+def test_python_dash_m_runs_the_checker_with_its_exit_status(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "minigrad.exercises", "check", "ipo", "--no-torch"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == EXIT_NOT_STARTED, result.stderr
-    assert "NOT STARTED  ipo: not started yet: open minigrad/exercises/stubs/ipo.py" in result.stdout
+    assert "NOT STARTED  ipo: not started yet: open " in result.stdout
+    assert "minigrad/exercises/stubs/ipo.py" in result.stdout
+
+
+def test_start_copies_the_stub_and_check_then_reads_the_copy(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = run_cli(capsys, "start", "softmax")
+    copy = tmp_path / "exercises" / "softmax.py"
+    assert status == EXIT_PASS and copy.read_text() == Path(stub_path("softmax")).read_text()
+    assert "exercises/softmax.py: edit its backward, then run: python -m minigrad.exercises check softmax" in out
+    status, out, _ = run_cli(capsys, "check", "softmax", "--no-torch")
+    assert status == EXIT_NOT_STARTED and "open exercises/softmax.py" in out
+    copy.write_text(Path(solution_of("softmax").__file__).read_text())  # the learner solves it
+    status, out, _ = run_cli(capsys, "check", "softmax", "--no-torch")
+    assert status == EXIT_PASS and out.startswith("PASS  softmax")
+    status, out, _ = run_cli(capsys, "start", "softmax")  # never overwrites the learner's work
+    assert "exists already: kept as it is" in out
+    assert copy.read_text() == Path(solution_of("softmax").__file__).read_text()
+    status, _, err = run_cli(capsys, "start", "sofmax")
+    assert status == EXIT_USAGE and "unknown exercise 'sofmax'" in err
 
 
 def test_importing_the_exercises_does_not_import_torch():
