@@ -25,6 +25,7 @@ surface, so none of it needs to know which backend it runs on:
                  be.optimizer_state_to_numpy(opt) / be.load_optimizer_state(opt, state)
     randomness   be.manual_seed(seed), be.get_rng_state() / be.set_rng_state(state)
     precision    be.autocast(dtype)             torch: mixed precision; numpy: only dtype=None (a no-op)
+    timing       be.synchronize()               wait for queued device work (CUDA); a no-op on the CPU
 
 Every item is a method below with its contract; each backend implements all of
 them (a test checks that none is left to this base class).
@@ -183,6 +184,10 @@ class Backend:
 
     def set_rng_state(self, state):
         """Restore a state from get_rng_state: the same random numbers follow."""
+        raise NotImplementedError
+
+    def synchronize(self):
+        """Wait until queued device work is done (for timing); a no-op on the CPU."""
         raise NotImplementedError
 
     # ---- precision -------------------------------------------------------------------

@@ -100,6 +100,9 @@ class NumpyBackend(Backend):
         minigrad.random.default_generator.set_state(state["minigrad"])
 
     # ---- precision --------------------------------------------------------------------
+    def synchronize(self):
+        """Nothing to wait for: minigrad runs synchronously on the CPU."""
+
     def autocast(self, dtype=None):
         """Only dtype=None (a no-op): minigrad computes in the parameters' dtype."""
         if dtype is not None:

@@ -113,6 +113,11 @@ class TorchBackend(Backend):
         tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()}
         return module.load_state_dict(tensors, strict=strict)
 
+    def synchronize(self):
+        """torch.cuda.synchronize() on a CUDA device (kernels run asynchronously); no-op on the CPU."""
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize(self.torch_device)
+
     # ---- precision --------------------------------------------------------------------
     def autocast(self, dtype=None):
         """torch.autocast on this device in `dtype` ("bfloat16" or "float16"); dtype=None: a no-op."""

@@ -179,14 +179,69 @@ def _topological_order(root):
     return order
 
 
-def _store_grad(tensor, grad):
-    """Accumulate into `tensor.grad`, copying on first store (never alias)."""
+class IndexedGrad:
+    """A gradient that is zero except at `index`, where it holds `values`.
+
+    An indexing op's backward returns this instead of a zero-filled array of its
+    input's shape with the values written in: the engine adds the values straight
+    into the input's gradient buffer. `q, k, v = qkv[0], qkv[1], qkv[2]` then costs
+    one buffer and three slice writes, not three full arrays and two sums.
+    `accumulate` (integer-array indices) adds repeated positions up with np.add.at.
+    """
+
+    __slots__ = ("index", "values", "accumulate")
+
+    def __init__(self, index, values, accumulate):
+        self.index, self.values, self.accumulate = index, values, accumulate
+
+    def add_into(self, buffer):
+        if self.accumulate:
+            np.add.at(buffer, self.index, self.values)
+        else:
+            buffer[self.index] += self.values
+
+
+def _store_grad(tensor, grad, owned):
+    """Accumulate into `tensor.grad`. On first store the array is copied unless the
+    engine built it itself (`owned`): a gradient may alias a saved forward value."""
     from .tensor import Tensor
 
     if tensor.grad is None:
-        tensor.grad = Tensor._wrap(np.array(grad, dtype=tensor.data.dtype, copy=True), False, None)
+        array = grad if owned and grad.dtype == tensor.dtype else np.array(grad, dtype=tensor.dtype, copy=True)
+        tensor.grad = Tensor._wrap(array, False, None)
     else:
         tensor.grad.data += grad
+
+
+def _accumulate(grads, owned, parent, g):
+    """Add gradient `g` for `parent` into `grads`.
+
+    The first dense gradient is stored as it is (it may alias an array held
+    elsewhere, so it is never written to); the second makes a new array, which
+    the engine owns and later ones are added into in place.
+    """
+    key = id(parent)
+    if isinstance(g, IndexedGrad):
+        buffer = grads.get(key)
+        if buffer is None:
+            buffer = np.zeros(parent.shape, dtype=parent.dtype)
+        elif key not in owned:
+            buffer = np.array(buffer, dtype=parent.dtype, copy=True)
+        g.add_into(buffer)
+        grads[key] = buffer
+        owned.add(key)
+        return
+    if g.shape != parent.shape:
+        g = sum_to_shape(g, parent.shape)
+    if g.dtype != parent.dtype:
+        g = g.astype(parent.dtype)
+    if key not in grads:
+        grads[key] = g
+    elif key in owned:
+        grads[key] += g
+    else:
+        grads[key] = grads[key] + g
+        owned.add(key)
 
 
 def run_backward(root, gradient=None, retain_graph=False):
@@ -218,14 +273,14 @@ def run_backward(root, gradient=None, retain_graph=False):
             )
         seed = seed.astype(root.dtype, copy=False)
 
-    grads = {id(root): seed}
+    grads, owned = {id(root): seed}, set()  # owned: gradient arrays the engine allocated itself
     for node in reversed(_topological_order(root)):
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
         fn = node.grad_fn
         if fn is None or node._retains_grad:
-            _store_grad(node, grad)
+            _store_grad(node, grad, id(node) in owned and fn is None)
         if fn is None:
             continue
         if fn.released:
@@ -237,16 +292,8 @@ def run_backward(root, gradient=None, retain_graph=False):
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         for parent, needed, g in zip(fn.parents, fn.needs_input_grad, input_grads):
-            if not needed or g is None:
-                continue
-            if g.shape != parent.shape:
-                g = sum_to_shape(g, parent.shape)
-            if g.dtype != parent.dtype:
-                g = g.astype(parent.dtype)
-            key = id(parent)
-            if key in grads:
-                grads[key] = grads[key] + g  # new array: never mutate a stored one
-            else:
-                grads[key] = g
+            if needed and g is not None:
+                _accumulate(grads, owned, parent, g)
+        owned.discard(id(node))
         if not retain_graph:
             fn.release()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..autograd import Function
+from ..autograd import Function, IndexedGrad
 
 
 class Reshape(Function):
@@ -74,12 +74,13 @@ def _has_array_index(index):
 
 class Index(Function):
     """out = a[index] for ints, slices, None, Ellipsis and integer/bool arrays;
-    d/da = g scattered back into zeros; entries picked more than once accumulate
-    (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2."""
+    d/da = g at the picked positions, 0 elsewhere; entries picked more than once
+    accumulate (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2. Returned as an
+    IndexedGrad: the engine writes it into a's gradient without a zero-filled copy."""
 
     @staticmethod
     def forward(ctx, a, index):
-        ctx.shape, ctx.index = a.shape, index
+        ctx.index = index
         try:
             return a[index]
         except IndexError as error:
@@ -87,12 +88,7 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, g):
-        grad = np.zeros(ctx.shape, dtype=g.dtype)
-        if _has_array_index(ctx.index):
-            np.add.at(grad, ctx.index, g)
-        else:
-            grad[ctx.index] = g
-        return grad, None
+        return IndexedGrad(ctx.index, g, accumulate=_has_array_index(ctx.index)), None
 
 
 class Gather(Function):
@@ -119,16 +115,14 @@ class Gather(Function):
                 f"gather: index {bad} out of range for dimension {dim} of size {a.shape[d]} "
                 f"(must be in [0, {a.shape[d] - 1}]; negative indices are not allowed, as in torch)"
             )
-        ctx.shape, ctx.dim, ctx.index = a.shape, d, index
+        ctx.dim, ctx.index = d, index
         return np.take_along_axis(a[crop], index, axis=d)
 
     @staticmethod
     def backward(ctx, g):
-        grad = np.zeros(ctx.shape, dtype=g.dtype)
         where = list(np.indices(ctx.index.shape, sparse=True))
         where[ctx.dim] = ctx.index
-        np.add.at(grad, tuple(where), g)
-        return grad, None, None
+        return IndexedGrad(tuple(where), g, accumulate=True), None, None
 
 
 class Cat(Function):

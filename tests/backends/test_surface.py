@@ -12,7 +12,7 @@ SURFACE = [
     "tensor", "to_numpy", "is_tensor", "zeros", "arange", "cat", "stack", "where", "resolve_dtype", "no_grad",
     "place", "state_to_numpy", "load_numpy_state", "optimizer", "lambda_lr", "clip_grad_norm_",
     "optimizer_state_to_numpy", "load_optimizer_state", "manual_seed", "get_rng_state", "set_rng_state",
-    "autocast",
+    "autocast", "synchronize",
 ]
 FUNCTIONAL = ["linear", "gelu", "layer_norm", "embedding", "softmax", "log_softmax", "cross_entropy", "nll_loss",
               "logsigmoid", "softplus", "sigmoid", "relu", "tanh", "mse_loss", "dropout",
