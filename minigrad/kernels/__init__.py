@@ -19,6 +19,9 @@ and an op that saved its forward's mode passes it to its backward):
     attention_forward / attention_backward          attention.py
     log_softmax_forward / log_softmax_backward      log_softmax.py   (last axis)
     token_logprobs_forward / token_logprobs_backward  token_logprobs.py
+    gelu_forward                                    gelu.py          (output and its derivative)
+    layer_norm_forward / layer_norm_backward        layer_norm.py    (rows of (R, C))
+    embedding_backward                              embedding.py
     erf                                             special.py
 """
 
@@ -132,3 +135,44 @@ def token_logprobs_backward(logits, targets, lse, grad, ignore_index=-100, mode=
         raise ValueError(f"token_logprobs: grad has shape {grad.shape}, the output {targets.shape}")
     impl = token_logprobs.backward_numba if use_numba(mode) else token_logprobs.backward_reference
     return impl(logits, targets, lse, grad, ignore_index)
+
+
+def gelu_forward(x, approximate="none", with_slope=True, mode=None):
+    """(GELU(x), dGELU/dx) elementwise, the second None unless `with_slope`;
+    `approximate` is 'none' (exact, with erf) or 'tanh'."""
+    from . import gelu
+
+    gelu.check_input(x, approximate)
+    impl = gelu.forward_numba if use_numba(mode) else gelu.forward_reference
+    return impl(x, approximate, bool(with_slope))
+
+
+def layer_norm_forward(x, weight=None, bias=None, eps=1e-5, mode=None):
+    """Layer norm of each row of x (R, C), weight and bias (C,) or None: returns
+    (out, mean, rstd), mean and rstd = 1/sqrt(var + eps) of shape (R,)."""
+    from . import layer_norm
+
+    layer_norm.check_inputs(x, weight, bias, eps)
+    impl = layer_norm.forward_numba if use_numba(mode) else layer_norm.forward_reference
+    return impl(x, weight, bias, float(eps))
+
+
+def layer_norm_backward(x, mean, rstd, weight, grad, need_x=True, need_weight=True, need_bias=True, mode=None):
+    """(dx, dweight, dbias) from the forward's x, mean, rstd and dL/dout; each None where
+    not needed (dweight also where weight is None)."""
+    from . import layer_norm
+
+    if grad.shape != x.shape:
+        raise ValueError(f"layer_norm: grad has shape {grad.shape}, the output {x.shape}")
+    impl = layer_norm.backward_numba if use_numba(mode) else layer_norm.backward_reference
+    return impl(x, mean, rstd, weight, grad, bool(need_x), bool(need_weight), bool(need_bias))
+
+
+def embedding_backward(ids, grad, num_embeddings, padding_idx=None, mode=None):
+    """dL/dweight (num_embeddings, D) of `weight[ids]` from dL/dout (ids.shape + (D,)):
+    repeated ids accumulate, the row `padding_idx` gets none."""
+    from . import embedding
+
+    embedding.check_inputs(ids, grad, num_embeddings, padding_idx)
+    impl = embedding.backward_numba if use_numba(mode) else embedding.backward_reference
+    return impl(ids, grad, int(num_embeddings), padding_idx)

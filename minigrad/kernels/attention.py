@@ -34,19 +34,7 @@ import numba
 import numpy as np
 
 from .fast_exp import exp_nonpositive
-from .tiles import (
-    FASTMATH,
-    FULL,
-    LOWER_A,
-    LOWER_OUT,
-    UPPER_A,
-    UPPER_OUT,
-    dot,
-    matmul_nt,
-    transpose,
-    transpose_lower,
-    transpose_upper,
-)
+from .tiles import FASTMATH, FULL, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_nn, matmul_nt, transpose
 
 
 def check_inputs(q, k, v, key_padding_mask, attn_bias):
@@ -126,8 +114,8 @@ def backward_reference(q, k, v, out, probs, grad_out, scale):
 def _softmax_rows(p, keep, has_padding, bias, has_bias, is_causal):
     """Scores -> probabilities in place, row by row: add the bias, mask, softmax.
     A row with no key left becomes all 0. With `is_causal` only the entries up to
-    the diagonal are scores (the rest of p is already 0, but for the few the
-    4-row tiles of the product wrote just past it, zeroed here)."""
+    the diagonal are scores; the rest of each row (where the product may have
+    written past the diagonal, or nothing at all) is set to 0."""
     L, S = p.shape
     ninf = p.dtype.type(-np.inf)
     for i in range(L):
@@ -143,7 +131,7 @@ def _softmax_rows(p, keep, has_padding, bias, has_bias, is_causal):
         top = ninf
         for j in range(end):
             top = max(top, row[j])
-        for t in range(min(S, i - i % 4 + 4) - end):  # the causal product's 4-row tile wrote past the diagonal
+        for t in range(S - end):
             row[end + t] = 0
         if top == ninf:
             for j in range(end):
@@ -159,62 +147,95 @@ def _softmax_rows(p, keep, has_padding, bias, has_bias, is_causal):
             row[j] *= inv
 
 
+def _heads(a):
+    """(flat, (sb, sh, si)) for a (B, H, n, d) array: a[b, h, i, e] = flat[b·sb + h·sh + i·si + e].
+
+    flat is a read-only 1-D view of the memory `a` spans, the strides are counted in
+    elements. The kernels read q, k, v through it, so numba compiles them once
+    whatever the layout, and they copy each head where they need it, in parallel,
+    instead of a copy of the whole array first: the model's q, k, v are strided
+    slices of one (B, T, 3, H, D) array, which NumPy copies 16 floats at a time
+    (0.06-0.5 ms each at TinyGPT size, measured; numba's copy of an array it
+    types as non-contiguous is no faster). A last axis that is not contiguous is
+    copied first."""
+    item = a.itemsize
+    if a.size == 0 or a.strides[-1] != item or any(s < 0 or s % item for s in a.strides):
+        a = np.ascontiguousarray(a)
+    strides = tuple(s // item for s in a.strides[:3])
+    span = 1 + sum((n - 1) * s for n, s in zip(a.shape, strides + (1,))) if a.size else 0
+    flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,), writeable=False)
+    return flat, np.array(strides, dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def _load_head(flat, strides, b, h, dst):
+    """dst = a[b, h], for `a` given as `_heads` gives it (flat, strides)."""
+    start = b * strides[0] + h * strides[1]
+    n, d = dst.shape
+    for i in range(n):
+        row, at = dst[i], start + i * strides[2]
+        for e in range(d):
+            row[e] = flat[at + e]
+
+
+@numba.njit(cache=True)
+def _load_head_transposed(flat, strides, b, h, dst):
+    """dst = a[b, h]ᵀ, for `a` given as `_heads` gives it (flat, strides)."""
+    start = b * strides[0] + h * strides[1]
+    d, n = dst.shape
+    for i in range(n):
+        at = start + i * strides[2]
+        for e in range(d):
+            dst[e, i] = flat[at + e]
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _forward_loop(q, k, v, keep, has_padding, bias, has_bias, is_causal, scale, out, probs):
-    B, H, L, D = q.shape
-    S, Dv = v.shape[2], v.shape[3]
-    one = q.dtype.type(1)
+def _forward_loop(qf, qs, kf, ks, vf, vs, D, keep, has_padding, bias, has_bias, is_causal, scale, out, probs):
+    B, H, L, S = probs.shape
+    Dv = out.shape[3]
+    one = out.dtype.type(1)
     for bh in numba.prange(B * H):
         b, h = bh // H, bh % H
+        q_h = np.empty((L, D), dtype=out.dtype)
+        k_t = np.empty((D, S), dtype=out.dtype)
+        v_t = np.empty((Dv, S), dtype=out.dtype)
+        _load_head(qf, qs, b, h, q_h)
+        _load_head_transposed(kf, ks, b, h, k_t)
+        _load_head_transposed(vf, vs, b, h, v_t)
         p = probs[b, h]
-        matmul_nt(q[b, h], k[b, h], p, scale, LOWER_OUT if is_causal else FULL)  # p = q kᵀ · scale
+        matmul_nn(q_h, k_t, p, scale, LOWER_OUT if is_causal else FULL)  # p = q kᵀ · scale
         _softmax_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, is_causal)
-        v_t = np.empty((Dv, S), dtype=q.dtype)
-        transpose(v[b, h], v_t)
         matmul_nt(p, v_t, out[b, h], one, LOWER_A if is_causal else FULL)  # out = P v
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _backward_loop(q, k, v, out, probs, grad_out, is_causal, scale, dq, dk, dv):
-    B, H, L, D = q.shape
-    S, Dv = v.shape[2], v.shape[3]
-    one = q.dtype.type(1)
+def _backward_loop(qf, qs, kf, ks, vf, vs, D, out, probs, grad_out, is_causal, scale, dq, dk, dv):
+    B, H, L, S = probs.shape
+    Dv = out.shape[3]
+    one = out.dtype.type(1)
     for bh in numba.prange(B * H):
         b, h = bh // H, bh % H
-        qb, kb, vb, gb, p = q[b, h], k[b, h], v[b, h], grad_out[b, h], probs[b, h]
-        # transposed copies, so that every product below is a matmul_nt
-        q_t = np.empty((D, L), dtype=q.dtype)
-        k_t = np.empty((D, S), dtype=q.dtype)
-        g_t = np.empty((Dv, L), dtype=q.dtype)
-        # causal: the triangle transposes fill only the blocks the triangular products read
-        p_t = np.empty((S, L), dtype=q.dtype)
-        ds = np.empty((L, S), dtype=q.dtype)
-        ds_t = np.empty((S, L), dtype=q.dtype)
-        transpose(qb, q_t)
-        transpose(kb, k_t)
-        transpose(gb, g_t)
-        if is_causal:
-            transpose_lower(p, p_t)
-        else:
-            transpose(p, p_t)
-        delta = np.empty(L, dtype=q.dtype)
-        for i in range(L):
-            delta[i] = dot(gb[i], out[b, h, i], 0, Dv)
-        matmul_nt(vb, gb, ds_t, one, UPPER_OUT if is_causal else FULL)  # ds_t = dPᵀ = v gᵀ
-        for j in range(S):
-            start = min(j, L) if is_causal else 0
-            p_row, ds_row = p_t[j], ds_t[j]
-            for i in range(start):
-                ds_row[i] = 0
-            for t in range(L - start):
-                i = start + t
-                ds_row[i] = p_row[i] * (ds_row[i] - delta[i]) * scale  # scale folded into dS
-        matmul_nt(p_t, g_t, dv[b, h], one, UPPER_A if is_causal else FULL)  # dv = Pᵀ g
-        matmul_nt(ds_t, q_t, dk[b, h], one, UPPER_A if is_causal else FULL)  # dk = dSᵀ q
-        if is_causal:
-            transpose_upper(ds_t, ds)
-        else:
-            transpose(ds_t, ds)
+        q_h = np.empty((L, D), dtype=out.dtype)
+        k_t = np.empty((D, S), dtype=out.dtype)
+        v_t = np.empty((Dv, S), dtype=out.dtype)
+        _load_head(qf, qs, b, h, q_h)
+        _load_head_transposed(kf, ks, b, h, k_t)
+        _load_head_transposed(vf, vs, b, h, v_t)
+        g, p = grad_out[b, h], probs[b, h]
+        ds = np.empty((L, S), dtype=out.dtype)
+        matmul_nn(g, v_t, ds, one, LOWER_OUT if is_causal else FULL)  # ds = dP = g vᵀ
+        for i in range(L):  # dS = P ∘ (dP - Δ) · scale, Δ_i = g_i · out_i; causal: 0 past the diagonal (P is)
+            delta = dot(g[i], out[b, h, i], 0, Dv)
+            end = min(i - i % 4 + 4, S) if is_causal else S  # as far as the products below read
+            p_row, ds_row = p[i], ds[i]
+            for j in range(end):
+                ds_row[j] = p_row[j] * (ds_row[j] - delta) * scale
+        dv_t = np.empty((Dv, S), dtype=out.dtype)
+        dk_t = np.empty((D, S), dtype=out.dtype)
+        matmul_nn(g.T, p, dv_t, one, LOWER_B if is_causal else FULL)  # dvᵀ = gᵀ P
+        matmul_nn(q_h.T, ds, dk_t, one, LOWER_B if is_causal else FULL)  # dkᵀ = qᵀ dS
+        transpose(dv_t, dv[b, h])
+        transpose(dk_t, dk[b, h])
         matmul_nt(ds, k_t, dq[b, h], one, LOWER_A if is_causal else FULL)  # dq = dS k
 
 
@@ -226,8 +247,7 @@ def _c_writable(a, dtype):
 
 def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
     dtype = q.dtype
-    q, k, v = (_c_writable(a, dtype) for a in (q, k, v))
-    (B, H, L, _), (S, Dv) = q.shape, v.shape[2:]
+    (B, H, L, D), (S, Dv) = q.shape, v.shape[2:]
     has_padding = key_padding_mask is not None
     keep = _c_writable(key_padding_mask, np.bool_) if has_padding else np.ones((B, S), dtype=bool)
     has_bias = attn_bias is not None
@@ -236,15 +256,16 @@ def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
     else:
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
     out = np.empty((B, H, L, Dv), dtype=dtype)
-    probs = np.zeros((B, H, L, S), dtype=dtype)  # causal: the upper triangle stays 0
-    _forward_loop(q, k, v, keep, has_padding, bias, has_bias, bool(is_causal), dtype.type(scale), out, probs)
+    probs = np.empty((B, H, L, S), dtype=dtype)  # every entry written (causal: 0 above the diagonal)
+    _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, keep, has_padding, bias, has_bias, bool(is_causal),
+                  dtype.type(scale), out, probs)
     return out, probs
 
 
 def backward_numba(q, k, v, out, probs, grad_out, is_causal, scale):
     dtype = q.dtype
-    q, k, v, out, probs, grad_out = (_c_writable(a, dtype) for a in (q, k, v, out, probs, grad_out))
-    dq, dk, dv = np.empty_like(q), np.empty_like(k), np.empty_like(v)
-    _backward_loop(q, k, v, out, probs, grad_out, bool(is_causal), dtype.type(scale), dq, dk, dv)
+    out, probs, grad_out = (_c_writable(a, dtype) for a in (out, probs, grad_out))
+    dq, dk, dv = np.empty(q.shape, dtype), np.empty(k.shape, dtype), np.empty(v.shape, dtype)
+    _backward_loop(*_heads(q), *_heads(k), *_heads(v), q.shape[3], out, probs, grad_out, bool(is_causal),
+                   dtype.type(scale), dq, dk, dv)
     return dq, dk, dv
-

@@ -15,7 +15,7 @@ _erf_object = np.frompyfunc(math.erf, 1, 1)
 
 def erf_reference(x: np.ndarray) -> np.ndarray:
     x64 = np.asarray(x, dtype=np.float64)
-    return _erf_object(x64).astype(x.dtype)
+    return np.asarray(_erf_object(x64), dtype=np.float64).astype(x.dtype)  # 0-d: frompyfunc gives a float
 
 
 @numba.njit(parallel=True, cache=True)

@@ -1,7 +1,5 @@
 """Scaled dot-product attention as one op, on the kernels in `minigrad.kernels.attention`."""
 
-import numpy as np
-
 from .. import kernels
 from ..autograd import Function
 
@@ -20,8 +18,6 @@ class ScaledDotProductAttention(Function):
     @staticmethod
     def forward(ctx, q, k, v, key_padding_mask=None, attn_bias=None, is_causal=False, scale=None):
         ctx.mode = kernels.get_kernel_mode()
-        # one contiguous copy (the model's q, k, v are strided slices), used by forward and backward
-        q, k, v = (np.ascontiguousarray(a) for a in (q, k, v))
         out, probs = kernels.attention_forward(q, k, v, key_padding_mask, attn_bias, is_causal, scale, mode=ctx.mode)
         ctx.saved = (q, k, v, out, probs)
         ctx.is_causal, ctx.scale = is_causal, scale

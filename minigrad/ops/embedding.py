@@ -1,7 +1,9 @@
-"""Embedding lookup: rows of a weight matrix picked by integer ids."""
+"""Embedding lookup: rows of a weight matrix picked by integer ids; the backward
+(a scatter-add) runs on `minigrad.kernels.embedding`."""
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
 
 
@@ -17,16 +19,11 @@ class Embedding(Function):
         if ids.size and (ids.min() < 0 or ids.max() >= rows):
             bad = ids[(ids < 0) | (ids >= rows)].ravel()[0]
             raise IndexError(f"embedding: id {bad} is out of range for an embedding of {rows} rows")
-        ctx.ids, ctx.rows, ctx.padding_idx = ids, rows, padding_idx
+        if padding_idx is not None and not -rows <= padding_idx < rows:
+            raise IndexError(f"embedding: padding_idx {padding_idx} is out of range for an embedding of {rows} rows")
+        ctx.ids, ctx.rows, ctx.padding_idx, ctx.mode = ids, rows, padding_idx, kernels.get_kernel_mode()
         return weight[ids]
 
     @staticmethod
     def backward(ctx, g):
-        dim = g.shape[-1]
-        flat_ids = ctx.ids.reshape(-1)
-        flat_g = g.reshape(-1, dim)
-        grad = np.zeros((ctx.rows, dim), dtype=g.dtype)
-        np.add.at(grad, flat_ids, flat_g)
-        if ctx.padding_idx is not None:
-            grad[ctx.padding_idx] = 0
-        return None, grad, None
+        return None, kernels.embedding_backward(ctx.ids, g, ctx.rows, ctx.padding_idx, mode=ctx.mode), None

@@ -1,7 +1,12 @@
-"""Layer normalisation over the trailing `normalized_shape` axes."""
+"""Layer normalisation over the trailing `normalized_shape` axes, on the kernels in
+`minigrad.kernels.layer_norm` (which work on rows: the normalised axes are
+flattened into one row per leading index)."""
+
+import math
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
 
 
@@ -10,6 +15,7 @@ class LayerNorm(Function):
 
     d/dx = r · (ĝ - mean(ĝ) - x̂ · mean(ĝ∘x̂)) with ĝ = g∘w (means over the
     normalised axes);  d/dw = Σ g∘x̂;  d/db = Σ g (sums over the leading axes).
+    Backward keeps x, μ and r, and rebuilds x̂.
     """
 
     @staticmethod
@@ -25,35 +31,26 @@ class LayerNorm(Function):
                 raise RuntimeError(
                     f"layer_norm: {name} has shape {tuple(p.shape)}, expected {tuple(normalized_shape)}"
                 )
-        axes = tuple(range(x.ndim - n, x.ndim))
-        mean = np.mean(x, axis=axes, keepdims=True)
-        centered = x - mean
-        var = np.mean(centered * centered, axis=axes, keepdims=True)
-        rstd = 1 / np.sqrt(var + eps)
-        xhat = centered * rstd
-        ctx.axes, ctx.xhat, ctx.rstd, ctx.weight = axes, xhat, rstd, weight
-        out = xhat
-        if weight is not None:
-            out = out * weight
-        if bias is not None:
-            out = out + bias
-        return out
+        width = math.prod(normalized_shape)
+        dtype = np.result_type(*(a for a in (x, weight, bias) if a is not None))  # NumPy's promotion
+        rows = x.reshape(math.prod(x.shape[: x.ndim - n]), width).astype(dtype, copy=False)
+        w = None if weight is None else weight.reshape(width).astype(dtype, copy=False)
+        b = None if bias is None else bias.reshape(width).astype(dtype, copy=False)
+        ctx.mode = kernels.get_kernel_mode()
+        out, ctx.mean, ctx.rstd = kernels.layer_norm_forward(rows, w, b, eps, mode=ctx.mode)
+        ctx.rows, ctx.weight, ctx.shape, ctx.param_shape = rows, w, x.shape, tuple(normalized_shape)
+        return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, g):
         need_x, _, need_w, need_b, _ = ctx.needs_input_grad
-        axes, xhat = ctx.axes, ctx.xhat
-        leading = tuple(range(g.ndim - len(axes)))
-        gx = gw = gb = None
-        if need_x:
-            ghat = g * ctx.weight if ctx.weight is not None else g
-            gx = ctx.rstd * (
-                ghat
-                - np.mean(ghat, axis=axes, keepdims=True)
-                - xhat * np.mean(ghat * xhat, axis=axes, keepdims=True)
-            )
-        if need_w:
-            gw = np.sum(g * xhat, axis=leading)
-        if need_b:
-            gb = np.sum(g, axis=leading)
-        return gx, None, gw, gb, None
+        gx, gw, gb = kernels.layer_norm_backward(
+            ctx.rows, ctx.mean, ctx.rstd, ctx.weight, g.reshape(ctx.rows.shape), need_x, need_w, need_b, mode=ctx.mode
+        )
+        return (
+            None if gx is None else gx.reshape(ctx.shape),
+            None,
+            None if gw is None else gw.reshape(ctx.param_shape),
+            None if gb is None else gb.reshape(ctx.param_shape),
+            None,
+        )

@@ -1,11 +1,9 @@
 """Elementwise (unary) ops, plus where / masked_fill / clamp."""
 
-import math
-
 import numpy as np
 
-from ..autograd import Function
-from ..kernels import erf
+from .. import kernels
+from ..autograd import Function, is_grad_enabled
 
 
 class Exp(Function):
@@ -105,38 +103,24 @@ class ReLU(Function):
         return g * ctx.positive
 
 
-_SQRT_2 = math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-
-
 class GELU(Function):
     """Exact: out = a·Φ(a), Φ(a) = (1 + erf(a/√2))/2;  d/da = Φ(a) + a·φ(a).
 
     approximate="tanh": out = a/2·(1 + tanh(u)), u = √(2/π)(a + 0.044715a³);
     d/da = (1 + t)/2 + a/2·(1 - t²)·√(2/π)(1 + 3·0.044715a²), t = tanh(u).
+
+    The kernel (`minigrad.kernels.gelu`) returns d/da beside the output; backward
+    keeps that one array. Outside grad mode it is not computed.
     """
 
     @staticmethod
     def forward(ctx, a, approximate="none"):
-        ctx.a, ctx.approximate = a, approximate
-        if approximate == "tanh":
-            ctx.t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a**3))
-            return 0.5 * a * (1 + ctx.t)
-        if approximate != "none":
-            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-        ctx.cdf = 0.5 * (1 + erf(a / _SQRT_2))
-        return a * ctx.cdf
+        out, ctx.slope = kernels.gelu_forward(a, approximate, with_slope=is_grad_enabled())
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        a = ctx.a
-        if ctx.approximate == "tanh":
-            t = ctx.t
-            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
-            return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du)
-        pdf = _INV_SQRT_2PI * np.exp(-0.5 * a * a)
-        return g * (ctx.cdf + a * pdf)
+        return g * ctx.slope
 
 
 class Softplus(Function):

@@ -1,0 +1,92 @@
+"""Backward of an embedding lookup: scatter-add the rows of the output gradient.
+
+    forward:   out[i] = weight[ids[i]]
+    backward:  dweight[v] = Σ_{i: ids[i] = v} g[i]     (out[i] is weight[v] itself, so each
+               position hands its gradient row to its id's row; an id used twice gets both)
+
+The row `padding_idx` (if any) gets no gradient, as in torch.
+
+`backward_reference` is `np.add.at` (unbuffered, so repeated ids accumulate). The
+numba version is the same loop written out: for each position, add its gradient
+row into its id's row.
+
+Parallel or serial: two positions with the same id write the same row, so a
+parallel loop over positions would race. Above `PARALLEL_MIN_ELEMENTS` gradient
+entries the columns are split into blocks instead: each thread walks every
+position but owns its block of columns. Below it (TinyGPT: 24·79 positions of
+64, measured 0.05 ms serial) one thread does it all, because numba's threaded
+launch costs more than that.
+"""
+
+import numba
+import numpy as np
+
+from .tiles import FASTMATH
+
+PARALLEL_MIN_ELEMENTS = 1 << 20
+BLOCK_COLUMNS = 64
+
+
+def check_inputs(ids, grad, num_embeddings, padding_idx):
+    if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"embedding: ids must be an integer array, got {getattr(ids, 'dtype', type(ids))}")
+    if not isinstance(grad, np.ndarray) or grad.dtype not in (np.float32, np.float64):
+        raise TypeError(f"embedding: grad must be a float32 or float64 array, got {getattr(grad, 'dtype', type(grad))}")
+    if grad.shape[:-1] != ids.shape:
+        raise ValueError(f"embedding: grad has shape {grad.shape}, expected {ids.shape} + (embedding_dim,)")
+    if ids.size and (ids.min() < 0 or ids.max() >= num_embeddings):
+        bad = ids[(ids < 0) | (ids >= num_embeddings)].ravel()[0]
+        raise IndexError(f"embedding: id {bad} is out of range for an embedding of {num_embeddings} rows")
+    if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
+        raise IndexError(
+            f"embedding: padding_idx {padding_idx} is out of range for an embedding of {num_embeddings} rows"
+        )
+
+
+# ---- NumPy reference ------------------------------------------------------------------
+
+
+def backward_reference(ids, grad, num_embeddings, padding_idx=None):
+    dim = grad.shape[-1]
+    dweight = np.zeros((num_embeddings, dim), dtype=grad.dtype)
+    np.add.at(dweight, ids.reshape(-1), grad.reshape(-1, dim))
+    if padding_idx is not None:
+        dweight[padding_idx] = 0
+    return dweight
+
+
+# ---- numba ----------------------------------------------------------------------------
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _scatter_rows(ids, grad, skip, dweight):
+    """dweight[ids[i]] += grad[i] for every position i whose id is not `skip`."""
+    D = grad.shape[1]
+    for i in range(ids.shape[0]):
+        v = ids[i]
+        if v == skip:
+            continue
+        src, dst = grad[i], dweight[v]
+        for j in range(D):
+            dst[j] += src[j]
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _scatter_column_blocks(ids, grad, skip, dweight):
+    D = grad.shape[1]
+    for b in numba.prange((D + BLOCK_COLUMNS - 1) // BLOCK_COLUMNS):
+        lo, hi = b * BLOCK_COLUMNS, min(D, (b + 1) * BLOCK_COLUMNS)
+        _scatter_rows(ids, grad[:, lo:hi], skip, dweight[:, lo:hi])
+
+
+def backward_numba(ids, grad, num_embeddings, padding_idx=None):
+    dim = grad.shape[-1]
+    flat_ids = np.require(ids, np.int64, ("C", "W")).reshape(-1)
+    flat_grad = np.require(grad, grad.dtype, ("C", "W")).reshape(-1, dim)
+    skip = -1 if padding_idx is None else padding_idx % num_embeddings
+    dweight = np.zeros((num_embeddings, dim), dtype=grad.dtype)
+    if flat_grad.size >= PARALLEL_MIN_ELEMENTS and dim > BLOCK_COLUMNS:
+        _scatter_column_blocks(flat_ids, flat_grad, skip, dweight)
+    else:
+        _scatter_rows(flat_ids, flat_grad, skip, dweight)
+    return dweight
