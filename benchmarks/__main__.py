@@ -8,6 +8,6 @@ from .dpo_vs_torch import run
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
 parser.add_argument("--quick", action="store_true", help="fewer repeats, no cold-start measurement")
 parser.add_argument("--cuda", action="store_true", help="also time the large config on torch CUDA (float32, bf16)")
-parser.add_argument("--skip", default="", help="comma-separated parts to skip: scaling, memory, cold")
+parser.add_argument("--skip", default="", help="comma-separated parts to skip: scaling, cold")
 args = parser.parse_args()
 run(quick=args.quick, cuda=args.cuda, skip=tuple(s for s in args.skip.split(",") if s))

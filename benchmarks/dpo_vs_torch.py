@@ -4,8 +4,7 @@
     .venv/bin/python -m benchmarks --quick    # fewer repeats, no cold start
 
 What it measures (numpy backend = minigrad on its numba kernels; torch = PyTorch
-eager on the CPU with its default thread count; float32; the two interleaved step
-by step after a warm-up; medians of the repeats):
+eager on the CPU with its default threads; float32; medians):
 
 1. a full DPO training step on the twelve built-in triples at the default TinyGPT
    (vocab 260, hidden 64, heads 4, depth 2): ms per step, tokens per second, ratio;
@@ -15,20 +14,21 @@ by step after a warm-up; medians of the repeats):
    workloads.training_flops) as a fraction of this machine's float32 matmul peak,
    measured in the same run by a 2048 x 2048 NumPy matmul;
 4. scaling: step time as the batch doubles and as the sequence length doubles;
-5. peak memory of each (resident set size of a fresh process running the step,
-   minus its size before the first step);
+5. peak memory of each (the worker's peak resident set size, and how much the
+   steps added to what the process held after setting up);
 6. cold start: `python -m dpo demo` with an empty numba cache, then warm;
 7. (--cuda, where a GPU is present) item 2 on torch CUDA in float32 and with bf16
    autocast.
 
-Results go to benchmarks/results/ (dpo.md, scaling.png, dpo.json). Nothing is
-asserted: the numbers are the result. OMP_WAIT_POLICY is set to passive (unless
-set): torch and numba each bring an OpenMP runtime, and in one process the idle
-threads of one spin while the other works (see benchmarks/kernels.py).
+Each backend runs in its own worker process, the two taking turns in blocks of
+steps (`side_by_side.py`), so both see the same machine load and neither shares a
+threading runtime with the other. Results go to benchmarks/results/ (dpo.md,
+scaling.png, dpo.json). Nothing is asserted: the numbers are the result.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -38,21 +38,29 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before numba or torch load their OpenMP runtime
-
 import numpy as np
 
-from .timing import interleaved, median_ms, spread
-from .workloads import DEFAULT_MODEL, LARGE_MODEL, default_pairs, dpo_workload, generated_pairs
+from .side_by_side import SideBySide
+from .timing import median_ms, spread
+from .workloads import DEFAULT_MODEL, LARGE_MODEL, training_flops  # noqa: F401  (documented entry points)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
+DEFAULT = {"model": "default", "pairs": {"kind": "builtin"}, "label": "default TinyGPT, 12 triples"}
+LARGE = {"model": "large", "pairs": {"kind": "large"}, "label": "hidden 256, depth 4, 32 pairs x ~200 tokens"}
+
 
 # ---- the machine -------------------------------------------------------------------------
-def machine_info() -> dict:
-    import numba
+def _version(package):
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
+
+def machine_info() -> dict:
+    """CPU, cores and versions, read without importing torch or numba into this process."""
     cpu = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -62,16 +70,9 @@ def machine_info() -> dict:
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
-    try:
-        import torch
-
-        info["torch"] = f"{torch.__version__} ({torch.get_num_threads()} threads)"
-    except ImportError:
-        info["torch"] = None
-    return info
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cores": cores, "python": platform.python_version(), "numpy": np.__version__,
+            "numba": _version("numba"), "torch": _version("torch")}
 
 
 def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
@@ -87,43 +88,45 @@ def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-# ---- items 1-3: one step, both backends ---------------------------------------------------
-def compare_step(label, model, pairs, repeats, peak_gflops, backends=("numpy", "torch")):
-    """Rows of one table: each backend's median step time, tokens/s, useful GFLOP/s and % of peak."""
-    workloads = {name: dpo_workload(name, model, pairs, label=label) for name in backends}
-    times = interleaved({name: w.step for name, w in workloads.items()}, repeats=repeats, warmup=2)
+# ---- items 1-3 and 5: one step, both backends ------------------------------------------------
+def compare_step(workload: dict, rounds: int, block: int, peak_gflops: float, backends=("numpy", "torch")):
+    """Rows of one table: each backend's median step time, tokens/s, useful GFLOP/s, % of
+    the matmul peak and peak memory, measured side by side in worker processes."""
+    specs = {name: {"backend": name, **workload} for name in backends}
+    with SideBySide(specs) as run:
+        times = run.interleaved(rounds=rounds, block=block)
+        memory = {name: run.memory(name) for name in backends}
+        info = {name: run.info(name) for name in backends}
     rows = []
-    for name, w in workloads.items():
+    for name in backends:
         seconds = statistics.median(times[name])
-        gflops = w.flops / seconds / 1e9
-        rows.append({"config": label, "backend": w.backend_label, "ms": 1e3 * seconds, "spread": spread(times[name]),
-                     "tokens_per_s": w.tokens / seconds, "gflops": gflops, "peak_fraction": gflops / peak_gflops,
-                     "batch": f"{w.shape[0]} x {w.shape[1]}", "tokens": w.tokens})
+        gflops = info[name]["flops"] / seconds / 1e9
+        rows.append({"config": workload["label"], "backend": info[name]["backend"], "ms": 1e3 * seconds,
+                     "spread": spread(times[name]), "samples": len(times[name]),
+                     "tokens_per_s": info[name]["tokens"] / seconds, "gflops": gflops,
+                     "peak_fraction": gflops / peak_gflops, "batch": " x ".join(map(str, info[name]["shape"])),
+                     "tokens": info[name]["tokens"], "peak_rss_mib": memory[name]["peak_rss_mib"],
+                     "added_mib": memory[name]["peak_rss_mib"] - memory[name]["rss_before_mib"]})
     if len(rows) == 2:
         rows[0]["ratio"] = rows[0]["ms"] / rows[1]["ms"]
     return rows
 
 
-def large_pairs():
-    """32 generated pairs of about 200 tokens (a 40-byte prompt, 160-byte completions)."""
-    return generated_pairs(32, prompt_chars=40, completion_chars=160, seed=0)
-
-
 # ---- item 4: scaling ----------------------------------------------------------------------------
-def scaling(repeats):
-    """Step time (ms) of both backends as the batch doubles (pairs of the built-in data,
-    repeated) and as the sequence doubles (12 generated pairs of growing length)."""
-    base = default_pairs()
+def scaling(rounds, block):
+    """Step time (ms) of both backends as the batch doubles (the built-in pairs, repeated)
+    and as the sequence doubles (12 generated pairs of growing length)."""
     by_batch = []
     for n_pairs in (3, 6, 12, 24):
-        pairs = (base * 2)[:n_pairs]
-        rows = compare_step(f"{n_pairs} pairs", DEFAULT_MODEL, pairs, repeats, 1.0)
+        workload = {"model": "default", "pairs": {"kind": "builtin", "count": n_pairs}, "label": f"{n_pairs} pairs"}
+        rows = compare_step(workload, rounds, block, 1.0)
         by_batch.append((n_pairs, rows[0]["ms"], rows[1]["ms"], rows[0]["batch"]))
     by_length = []
     for total in (12, 24, 48, 96):
         completion = max(1, total // 2 - 1)
-        pairs = generated_pairs(12, prompt_chars=max(1, total - completion - 4), completion_chars=completion, seed=1)
-        rows = compare_step(f"T~{total}", DEFAULT_MODEL, pairs, repeats, 1.0)
+        pairs = {"kind": "generated", "count": 12, "prompt_chars": max(1, total - completion - 4),
+                 "completion_chars": completion, "seed": 1}
+        rows = compare_step({"model": "default", "pairs": pairs, "label": f"T~{total}"}, rounds, block, 1.0)
         by_length.append((total, rows[0]["ms"], rows[1]["ms"], rows[0]["batch"]))
     return by_batch, by_length
 
@@ -135,7 +138,7 @@ def plot_scaling(by_batch, by_length, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return "plot skipped: matplotlib is not installed"
+        return "plot skipped: matplotlib is not installed (pip install -e '.[plots]')"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, rows, xlabel in ((axes[0], by_batch, "preference pairs per step (T ~ 79)"),
                              (axes[1], by_length, "sequence length (12 pairs)")):
@@ -154,32 +157,6 @@ def plot_scaling(by_batch, by_length, path):
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return None
-
-
-# ---- item 5: peak memory ----------------------------------------------------------------------
-PROBE = """
-import json, resource, sys
-sys.path.insert(0, {root!r})
-from benchmarks.workloads import dpo_workload, DEFAULT_MODEL, LARGE_MODEL, default_pairs
-from benchmarks.dpo_vs_torch import large_pairs
-model, pairs = (DEFAULT_MODEL, default_pairs()) if {config!r} == "default" else (LARGE_MODEL, large_pairs())
-w = dpo_workload({backend!r}, model, pairs)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-for _ in range(3):
-    w.step()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"before_mib": before / 1024, "peak_mib": after / 1024}}))
-"""
-
-
-def peak_memory(backend, config):
-    """(MiB the steps added to the process's peak RSS, peak RSS MiB) in a fresh process."""
-    code = PROBE.format(root=ROOT, backend=backend, config=config)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
-    if result.returncode != 0:
-        raise RuntimeError(f"memory probe failed: {result.stderr.strip().splitlines()[-1:]}")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
-    return data["peak_mib"] - data["before_mib"], data["peak_mib"]
 
 
 # ---- item 6: cold start ---------------------------------------------------------------------
@@ -203,85 +180,97 @@ def cold_start(warm_repeats=3):
 
 
 # ---- profile ----------------------------------------------------------------------------------
-def profile_numpy_step(steps=20, top=10):
-    """The functions the numpy backend's default DPO step spends most time in (cProfile, own time)."""
-    import cProfile
-    import pstats
+PROFILE = """
+import cProfile, json, os, pstats, sys
+from benchmarks.workloads import dpo_workload, DEFAULT_MODEL, default_pairs
+w = dpo_workload("numpy", DEFAULT_MODEL, default_pairs())
+for _ in range(3):
+    w.step()
+profiler = cProfile.Profile()
+profiler.enable()
+for _ in range({steps}):
+    w.step()
+profiler.disable()
+stats = pstats.Stats(profiler).stats
+print(json.dumps([[k[0], k[1], k[2], v[2]] for k, v in stats.items()]))
+"""
 
-    w = dpo_workload("numpy", DEFAULT_MODEL, default_pairs())
-    for _ in range(3):
-        w.step()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(steps):
-        w.step()
-    profiler.disable()
-    stats = pstats.Stats(profiler).stats
-    total = sum(v[2] for v in stats.values())
-    rows = sorted(((v[2], k) for k, v in stats.items()), reverse=True)[:top]
-    return [(f"{os.path.relpath(k[0], ROOT) if k[0].startswith(ROOT) else os.path.basename(k[0])}:{k[1]}({k[2]})",
-             1e3 * own / steps, own / total) for own, k in rows]
+
+def profile_numpy_step(steps=20, top=10):
+    """The functions the numpy backend's default DPO step spends most time in (cProfile,
+    own time), in a worker process of its own."""
+    result = subprocess.run([sys.executable, "-c", PROFILE.format(steps=steps)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=900)
+    if result.returncode != 0:
+        raise RuntimeError(f"profile failed: {result.stderr.strip()[-300:]}")
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    total = sum(own for *_, own in stats)
+    rows = sorted(stats, key=lambda r: -r[3])[:top]
+    return [(f"{os.path.relpath(path, ROOT) if path.startswith(ROOT) else os.path.basename(path)}:{line}({name})",
+             1e3 * own / steps, own / total) for path, line, name, own in rows]
 
 
 # ---- report -----------------------------------------------------------------------------------
 def step_table(rows):
     lines = ["| config | backend | batch (rows x T) | ms / step | tokens / s | useful GFLOP/s | % of matmul peak "
-             "| numpy / torch |", "|---|---|---|---|---|---|---|---|"]
+             "| peak RSS (MiB) | numpy / torch |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"**{r['ratio']:.2f}x**" if "ratio" in r else ""
         lines.append(f"| {r['config']} | {r['backend']} | {r['batch']} | {r['ms']:.1f} {r['spread']} | "
-                     f"{r['tokens_per_s']:,.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f}% | {ratio} |")
+                     f"{r['tokens_per_s']:,.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f}% | "
+                     f"{r['peak_rss_mib']:,.0f} (+{r['added_mib']:,.0f}) | {ratio} |")
     return "\n".join(lines)
 
 
+def cuda_rows(rounds):
+    """Item 7: the large config on torch CUDA, float32 and bf16 autocast (one worker each)."""
+    rows = []
+    for autocast in (None, "bfloat16"):
+        spec = {"backend": "torch", "device": "cuda", "autocast": autocast, **LARGE}
+        with SideBySide({"cuda": spec}) as run:
+            t = run.interleaved(rounds=rounds, block=6)["cuda"]
+            info = run.info("cuda")
+        rows.append({"backend": info["backend"], "ms": median_ms(t), "tokens_per_s": info["tokens"] /
+                     statistics.median(t)})
+        print(f"{info['backend']}: {median_ms(t):.2f} ms/step, {rows[-1]['tokens_per_s']:,.0f} tokens/s", flush=True)
+    return rows
+
+
 def run(quick=False, cuda=False, skip=()):
-    repeats = 5 if quick else 11
+    rounds, block = (5, 5) if quick else (10, 6)
     info = machine_info()
     print(f"machine: {info['cpu']}, {info['cores']} cores; numpy {info['numpy']}, numba {info['numba']}, "
-          f"torch {info['torch']}; OMP_WAIT_POLICY={info['OMP_WAIT_POLICY']}", flush=True)
+          f"torch {info['torch']}", flush=True)
     peak = matmul_peak()
     print(f"float32 matmul peak (2048^3, NumPy BLAS): {peak:.0f} GFLOP/s", flush=True)
     report = {"machine": info, "matmul_peak_gflops": peak}
 
-    rows = compare_step("default TinyGPT, 12 triples", DEFAULT_MODEL, default_pairs(), repeats, peak)
+    rows = compare_step(DEFAULT, rounds, block, peak)
     print(step_table(rows), flush=True)
-    large_repeats = 3 if quick else 5
-    rows += compare_step("hidden 256, depth 4, 32 pairs x ~200 tokens", LARGE_MODEL, large_pairs(), large_repeats,
-                         peak)
+    rows += compare_step(LARGE, 3 if quick else 4, 3, peak)
     print(step_table(rows[2:]), flush=True)
     report["steps"] = rows
 
     if cuda:
-        from backends import cuda_available
-
-        if cuda_available():
-            cuda_rows = []
-            for autocast in (None, "bfloat16"):
-                w = dpo_workload("torch", LARGE_MODEL, large_pairs(), device="cuda", autocast=autocast, label="large")
-                t = interleaved({"cuda": w.step}, repeats=10, warmup=3)["cuda"]
-                cuda_rows.append({"backend": w.backend_label, "ms": median_ms(t), "tokens_per_s": w.tokens /
-                                  statistics.median(t)})
-                print(f"{w.backend_label}: {median_ms(t):.2f} ms/step, {cuda_rows[-1]['tokens_per_s']:,.0f} tokens/s")
-            report["cuda"] = cuda_rows
+        if _version("torch") is None:
+            print("--cuda: torch is not installed; skipped")
         else:
-            print("--cuda: no CUDA device visible to torch; skipped")
+            probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+                                   capture_output=True, text=True)
+            if probe.stdout.strip() == "True":
+                report["cuda"] = cuda_rows(rounds)
+            else:
+                print("--cuda: no CUDA device visible to torch; skipped")
 
     if "scaling" not in skip:
-        by_batch, by_length = scaling(max(3, repeats // 2))
+        by_batch, by_length = scaling(max(3, rounds // 2), 4)
         report["scaling"] = {"batch": by_batch, "length": by_length}
+        os.makedirs(RESULTS, exist_ok=True)
         note = plot_scaling(by_batch, by_length, os.path.join(RESULTS, "scaling.png"))
         if note:
             print(note)
         for name, rows_ in (("batch", by_batch), ("length", by_length)):
             print(f"scaling by {name}: " + ", ".join(f"{x}: {a:.1f} vs {b:.1f} ms" for x, a, b, _ in rows_))
-    if "memory" not in skip:
-        memory = {}
-        for config in ("default", "large"):
-            for backend in ("numpy", "torch"):
-                memory[f"{config}/{backend}"] = peak_memory(backend, config)
-                print(f"peak memory {config}/{backend}: +{memory[f'{config}/{backend}'][0]:.0f} MiB "
-                      f"(peak RSS {memory[f'{config}/{backend}'][1]:.0f} MiB)", flush=True)
-        report["memory"] = memory
     if "cold" not in skip and not quick:
         cold, warm = cold_start()
         report["cold_start"] = {"cold_s": cold, "warm_s": warm}
@@ -297,12 +286,14 @@ def write_markdown(report):
     lines = ["# DPO benchmark: minigrad (numpy backend) vs PyTorch CPU eager", "",
              "Reproduce: `make bench` (or `.venv/bin/python -m benchmarks`).", "",
              f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, NumPy {m['numpy']}, "
-             f"numba {m['numba']}, torch {m['torch']}. float32. Both backends interleaved in one process, "
-             "after a warm-up; medians (± half the interquartile range).", "",
+             f"numba {m['numba']}, torch {m['torch']} (its default threads). float32. Each backend in its own "
+             "worker process, the two taking turns in blocks of steps after a warm-up; medians (± half the "
+             "interquartile range).", "",
              f"float32 matmul peak of this machine (NumPy, 2048³): **{report['matmul_peak_gflops']:.0f} GFLOP/s**.",
              "", "## One DPO training step (forward + backward + AdamW, cached reference log-probs)", "",
              step_table(report["steps"]), "",
-             "numpy / torch < 1 means minigrad is faster.", ""]
+             "numpy / torch < 1 means minigrad is faster. Peak RSS is the worker's whole peak resident memory "
+             "(Python, the libraries, the model); in brackets, what the training steps added to it.", ""]
     if "cuda" in report:
         lines += ["## torch on CUDA (large config)", "", "| backend | ms / step | tokens / s |", "|---|---|---|"]
         lines += [f"| {r['backend']} | {r['ms']:.2f} | {r['tokens_per_s']:,.0f} |" for r in report["cuda"]]
@@ -315,11 +306,6 @@ def write_markdown(report):
         lines += ["", "| sequence length | batch | numpy ms | torch ms | numpy / torch |", "|---|---|---|---|---|"]
         lines += [f"| ~{x} | {shape} | {a:.1f} | {b:.1f} | {a / b:.2f} |" for x, a, b, shape in
                   report["scaling"]["length"]]
-        lines.append("")
-    if "memory" in report:
-        lines += ["## Peak memory (a fresh process per row: RSS added by three steps, and peak RSS)", "",
-                  "| config / backend | added by the steps (MiB) | peak RSS (MiB) |", "|---|---|---|"]
-        lines += [f"| {k} | {a:.0f} | {b:.0f} |" for k, (a, b) in report["memory"].items()]
         lines.append("")
     if "cold_start" in report:
         c = report["cold_start"]

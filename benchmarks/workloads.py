@@ -97,3 +97,35 @@ def dpo_workload(backend_name: str, model: GPTConfig, pairs, device=None, dtype=
 def default_pairs():
     """The twelve built-in triples: the demo's data."""
     return list(make_preferences())
+
+
+def large_pairs():
+    """32 generated pairs of about 200 tokens (a 40-byte prompt, 160-byte completions)."""
+    return generated_pairs(32, prompt_chars=40, completion_chars=160, seed=0)
+
+
+def model_from_spec(spec) -> GPTConfig:
+    """"default", "large", or a dict of GPTConfig fields."""
+    if spec == "default":
+        return DEFAULT_MODEL
+    if spec == "large":
+        return LARGE_MODEL
+    if isinstance(spec, dict):
+        return GPTConfig(**spec)
+    raise ValueError(f"model spec must be 'default', 'large' or a dict of GPTConfig fields, got {spec!r}")
+
+
+def pairs_from_spec(spec: dict) -> list:
+    """{"kind": "builtin", "count": n} (the twelve triples, repeated or cut to n; all 12 by
+    default), {"kind": "large"}, or {"kind": "generated", "count", "prompt_chars",
+    "completion_chars", "seed"}: the data a worker process rebuilds from a JSON line."""
+    kind = spec.get("kind")
+    if kind == "builtin":
+        base = default_pairs()
+        count = spec.get("count", len(base))
+        return (base * (count // len(base) + 1))[:count]
+    if kind == "large":
+        return large_pairs()
+    if kind == "generated":
+        return generated_pairs(spec["count"], spec["prompt_chars"], spec["completion_chars"], spec.get("seed", 0))
+    raise ValueError(f"pairs spec kind must be 'builtin', 'large' or 'generated', got {kind!r}")

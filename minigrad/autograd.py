@@ -223,8 +223,8 @@ def _accumulate(grads, owned, parent, g):
     key = id(parent)
     if isinstance(g, IndexedGrad):
         buffer = grads.get(key)
-        if buffer is None:
-            buffer = np.zeros(parent.shape, dtype=parent.dtype)
+        if buffer is None:  # in the parent's memory order: the gradient of a permuted view permutes back to C order
+            buffer = np.zeros_like(parent.data, dtype=parent.dtype)
         elif key not in owned:
             buffer = np.array(buffer, dtype=parent.dtype, copy=True)
         g.add_into(buffer)

@@ -63,16 +63,28 @@ def kernel_mode(mode: str):
         set_kernel_mode(previous)
 
 
+_tuned = False
+
+
 def use_numba(mode=None) -> bool:
-    """True when `mode` (default: the active mode) is 'numba'."""
-    return (_mode if mode is None else _validated(mode, "mode")) == "numba"
+    """True when `mode` (default: the active mode) is 'numba'. The first time it is,
+    the process is tuned for numba beside OpenBLAS (`minigrad.cpu_tuning`), before
+    numba starts its threads."""
+    global _tuned
+    numba_path = (_mode if mode is None else _validated(mode, "mode")) == "numba"
+    if numba_path and not _tuned:
+        from .. import cpu_tuning
+
+        cpu_tuning.tune_process()
+        _tuned = True
+    return numba_path
 
 
 def erf(x):
     """Elementwise error function (NumPy has none): see `special.py`."""
     from . import special
 
-    return special.erf_numba(x) if _mode == "numba" else special.erf_reference(x)
+    return special.erf_numba(x) if use_numba() else special.erf_reference(x)
 
 
 def attention_forward(q, k, v, key_padding_mask=None, attn_bias=None, is_causal=False, scale=None, mode=None):

@@ -319,3 +319,24 @@ def test_bad_input_raises_clear_error(name):
     call, error, message = BAD_KERNEL_INPUTS[name]
     with pytest.raises(error, match=message):
         call()
+
+
+# ---- memory layout --------------------------------------------------------------------------
+def test_outputs_are_laid_out_by_position_so_the_model_reshapes_without_copies():
+    """out, dq, dk, dv are (B, H, T, D) views of (B, T, H, D) memory: the model's
+    `y.transpose(1, 2).reshape(B, T, C)` is then a view, and so is the backward through
+    its qkv split (checked on the op's gradient buffer)."""
+    rng = np.random.default_rng(0)
+    B, T, H, D = 2, 7, 3, 4
+    with kernels.kernel_mode("numba"):
+        qkv = minigrad.tensor(rng.standard_normal((B, T, 3 * H * D)), requires_grad=True)
+        parts = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(parts[0], parts[1], parts[2], is_causal=True)
+        merged = y.transpose(1, 2).reshape(B, T, H * D)
+        assert np.shares_memory(merged.data, y.data)
+        (merged * minigrad.tensor(rng.standard_normal((B, T, H * D)))).sum().backward()
+    assert qkv.grad.data.flags.c_contiguous
+    out, probs = kernels.attention_forward(*(p.data for p in parts), is_causal=True, mode="numba")
+    g = rng.standard_normal(out.shape)
+    for a in (out,) + tuple(kernels.attention_backward(*(p.data for p in parts), out, probs, g, True, mode="numba")):
+        assert a.shape == (B, H, T, D) and a.transpose(0, 2, 1, 3).flags.c_contiguous

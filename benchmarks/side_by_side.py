@@ -1,0 +1,96 @@
+"""Run workloads side by side: one worker process each, their steps interleaved in blocks.
+
+    with SideBySide({"numpy": spec_a, "torch": spec_b}) as run:
+        seconds = run.interleaved(rounds=8, block=6)   # {name: [seconds per step, ...]}
+
+After a warm-up block each, the workers take turns: a block of `block` steps from
+the first, then from the second, and so on, `rounds` times, so drifting machine
+load hits them alike. The first step of each block is dropped: it pays for the
+other worker's threads going to sleep (OpenBLAS and OpenMP pools spin for a while
+after their last call) and for cold caches, which a training loop does not see.
+See `step_worker.py` for why each backend gets its own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed to start or to answer."""
+
+
+class Worker:
+    def __init__(self, name: str, spec: dict, env: dict | None = None):
+        self.name = name
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.step_worker", json.dumps(spec)], cwd=ROOT,
+            env={**os.environ, **(env or {})}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            error = self.process.stderr.read().strip().splitlines()
+            raise WorkerError(f"benchmark worker {self.name!r} died: {error[-1] if error else 'no output'}")
+        return json.loads(line)
+
+    def ask(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def steps(self, k: int) -> list:
+        return self.ask({"steps": k})["seconds"]
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class SideBySide:
+    """Workers for {name: spec}, started one after the other (so that no start-up, with
+    its imports and compiles, overlaps another's timing), closed on exit."""
+
+    def __init__(self, specs: dict, env: dict | None = None):
+        self.specs, self.env, self.workers = specs, env, {}
+
+    def __enter__(self):
+        try:
+            for name, spec in self.specs.items():
+                self.workers[name] = Worker(name, spec, self.env)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for worker in self.workers.values():
+            worker.close()
+        return False
+
+    def info(self, name: str) -> dict:
+        return self.workers[name].info
+
+    def interleaved(self, rounds: int = 8, block: int = 6, warmup: int = 3) -> dict:
+        """{name: [seconds of each timed step]}: (block - 1) steps per worker per round."""
+        for worker in self.workers.values():
+            worker.steps(warmup)
+        times = {name: [] for name in self.workers}
+        for _ in range(rounds):
+            for name, worker in self.workers.items():
+                times[name].extend(worker.steps(block)[1:])
+        return times
+
+    def memory(self, name: str) -> dict:
+        return self.workers[name].ask({"memory": True})

@@ -1,0 +1,72 @@
+"""The benchmark harness: worker processes, interleaved blocks, and the report writer.
+Timings are never asserted; only that the harness measures what it says it does."""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import dpo_vs_torch
+from benchmarks.side_by_side import SideBySide, WorkerError
+from benchmarks.workloads import model_from_spec, pairs_from_spec, training_flops
+from tests.conftest import require_torch
+
+TINY = {"model": {"hidden": 8, "heads": 2, "depth": 1, "max_len": 96}, "pairs": {"kind": "builtin", "count": 3},
+        "label": "tiny"}
+
+
+def test_workers_take_turns_and_report_every_timed_step():
+    with SideBySide({"a": {"backend": "numpy", **TINY}, "b": {"backend": "numpy", **TINY}}) as run:
+        times = run.interleaved(rounds=2, block=3, warmup=1)
+        info = run.info("a")
+        memory = run.memory("b")
+    assert set(times) == {"a", "b"}
+    assert all(len(t) == 2 * (3 - 1) and all(s > 0 for s in t) for t in times.values())  # first of each block dropped
+    assert info["shape"][0] == 6 and info["tokens"] > 0 and info["flops"] > 0
+    assert memory["peak_rss_mib"] >= memory["rss_before_mib"] > 0
+
+
+def test_compare_step_rows_carry_the_ratio_and_memory():
+    require_torch()
+    rows = dpo_vs_torch.compare_step(TINY, rounds=1, block=2, peak_gflops=100.0)
+    assert [r["backend"] for r in rows] == ["numpy", "torch"]
+    assert rows[0]["ratio"] == pytest.approx(rows[0]["ms"] / rows[1]["ms"])
+    for r in rows:
+        assert r["batch"] == "6 x " + r["batch"].split(" x ")[1] and r["added_mib"] >= 0
+        assert r["peak_fraction"] == pytest.approx(r["gflops"] / 100.0)
+
+
+def test_a_worker_that_cannot_start_is_reported_by_name():
+    with pytest.raises(WorkerError, match="'bad'"):
+        with SideBySide({"bad": {"backend": "nonexistent", **TINY}}):
+            pass
+
+
+def test_specs_rebuild_the_documented_workloads():
+    assert model_from_spec("large").hidden == 256
+    assert len(pairs_from_spec({"kind": "builtin", "count": 30})) == 30
+    assert len(pairs_from_spec({"kind": "large"})) == 32
+    with pytest.raises(ValueError, match="kind"):
+        pairs_from_spec({"kind": "nope"})
+    with pytest.raises(ValueError, match="model spec"):
+        model_from_spec("huge")
+
+
+def test_training_flops_counts_matmuls_and_causal_attention_by_hand():
+    config = model_from_spec({"hidden": 4, "heads": 1, "depth": 1, "max_len": 8, "vocab_size": 10})
+    # one row of 2 tokens: per token 24·16 + 2·4·10 = 464; attention 4·4·(1 + 2) = 48; x3 for fwd + bwd
+    assert training_flops(config, [2]) == 3 * (2 * 464 + 48)
+
+
+def test_report_writes_markdown_and_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(dpo_vs_torch, "RESULTS", str(tmp_path))
+    row = {"config": "c", "backend": "numpy", "batch": "2 x 3", "ms": 1.0, "spread": "", "tokens_per_s": 10.0,
+           "gflops": 1.0, "peak_fraction": 0.5, "peak_rss_mib": 100.0, "added_mib": 5.0, "ratio": 0.9}
+    report = {"machine": {"cpu": "cpu", "cores": 2, "python": "3", "numpy": "2", "numba": "0", "torch": None},
+              "matmul_peak_gflops": 2.0, "steps": [row], "profile": [("f:1(g)", 0.5, 0.25)],
+              "cold_start": {"cold_s": 9.0, "warm_s": 2.0}}
+    dpo_vs_torch.write_markdown(report)
+    text = (tmp_path / "dpo.md").read_text()
+    assert "**0.90x**" in text and "| `f:1(g)` | 0.50 | 25% |" in text and "**9.0 s**" in text
+    assert json.loads((tmp_path / "dpo.json").read_text())["steps"][0]["ratio"] == 0.9
+    assert os.path.exists(tmp_path / "dpo.json")
