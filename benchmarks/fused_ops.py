@@ -2,8 +2,9 @@
 
     .venv/bin/python -m benchmarks.fused_ops [--repeats 15] [--sizes tinygpt,large]
 
-For each op and size, three implementations run interleaved in one process
-(after a warm-up that also compiles the numba kernels): minigrad on its numba
+For each op and size, three implementations take turns in one process, a block
+of calls each (the first not counted, see timing.py), after a warm-up that also
+compiles the numba kernels: minigrad on its numba
 kernels, minigrad on the NumPy references (`MINIGRAD_KERNELS=numpy`), and torch
 on the CPU with its default thread count. Each is the public op with autograd
 on leaf inputs, followed by backward:
@@ -14,7 +15,7 @@ on leaf inputs, followed by backward:
     embedding   F.embedding(ids, weight) of ids (B, T) into (V, C)  (TinyGPT: tok)
 
 Nothing is asserted: the table is the result. OMP_WAIT_POLICY defaults to
-passive, as in `benchmarks.kernels` (two OpenMP runtimes in one process).
+passive, as in `benchmarks.kernels` (torch and numba in one process).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SIZES = {
     "large": {"B": 8, "T": 512, "C": 768, "V": 32_000},
 }
 DTYPE = np.float32
+BLOCKS = {"tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
 
 
 def _torch():
@@ -134,7 +136,7 @@ OPS = {
 def measure(op, size_name, repeats, torch):
     make, _ = OPS[op]
     candidates = make(SIZES[size_name], np.random.default_rng(0), torch)
-    times = interleaved(candidates, repeats=repeats, warmup=2)
+    times = interleaved(candidates, repeats=repeats, warmup=2, block=BLOCKS[size_name])
     return {"op": op, "size": size_name, "ms": {k: median_ms(v) for k, v in times.items()},
             "spread": {k: spread(v) for k, v in times.items()}}
 

@@ -2,21 +2,24 @@
 
     .venv/bin/python -m benchmarks.kernels [--repeats 7] [--sizes tinygpt,large]
 
-For each op and size, three implementations run interleaved in one process
-(after a warm-up that also compiles the numba kernels): minigrad on its numba
-kernels, minigrad on the NumPy references (`MINIGRAD_KERNELS=numpy`), and torch
-on the CPU with its default thread count. Each is the public op with autograd
-on leaf inputs: `F.scaled_dot_product_attention(q, k, v, is_causal=True)` with
-q, k, v strided slices of one permuted (B, T, 3, H, D) array as in TinyGPT, and
+For each op and size, three implementations take turns in one process (after a
+warm-up that also compiles the numba kernels; each turn a block of calls, the
+first not counted, see timing.py): minigrad on its numba kernels, minigrad on
+the NumPy references (`MINIGRAD_KERNELS=numpy`), and torch on the CPU with its
+default thread count. Each is the public op with autograd on leaf inputs:
+`F.scaled_dot_product_attention(q, k, v, is_causal=True)` with q, k, v strided
+slices of one permuted (B, T, 3, H, D) array as in TinyGPT, and
 `F.token_logprobs` (torch: `-F.cross_entropy(reduction="none")`), each followed
 by backward. Peak memory is Python's tracemalloc over one forward + backward
 (NumPy arrays are traced; torch allocations are not, so torch has none); the
 inputs exist before it starts. Nothing is asserted: the table is the result.
 
-OMP_WAIT_POLICY defaults to passive here: torch and numba each bring an OpenMP
-runtime, and in one process the threads of one spin while the other works,
-which slowed both 2-10x in this side-by-side run on 2 cores; passive waiting
-removed that and did not slow torch run alone (measured).
+OMP_WAIT_POLICY defaults to passive here. In one process torch and numba share
+one OpenMP runtime (both load a `libgomp.so.1`, and the first one loaded serves
+both), whose idle threads would otherwise spin while OpenBLAS or the other
+library works. Passive waiting costs torch something (a whole DPO step: 25 ms
+active, 37 ms passive, measured), so read the torch column here as a kernel-level
+reference; `python -m benchmarks` compares the backends each in its own process.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ SIZES = {
     "large": {"B": 8, "H": 8, "T": 512, "D": 64, "V": 32_000},
 }
 DTYPE = np.float32
+BLOCKS = {"tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
 
 
 def _torch():
@@ -116,7 +120,7 @@ def peak_mib(fn):
 def measure(op, size_name, make, repeats, torch):
     size = SIZES[size_name]
     candidates = make(size, np.random.default_rng(0), torch)
-    times = interleaved(candidates, repeats=repeats, warmup=1)
+    times = interleaved(candidates, repeats=repeats, warmup=1, block=BLOCKS[size_name])
     row = {"op": op, "size": size_name, "ms": {k: median_ms(v) for k, v in times.items()},
            "spread": {k: spread(v) for k, v in times.items()}}
     row["peak"] = {k: peak_mib(candidates[k]) for k in ("numba", "numpy")}
