@@ -34,11 +34,12 @@ from minigrad import kernels
 from .timing import interleaved, median_ms, spread
 
 SIZES = {
+    "tiny": {"B": 2, "T": 8, "C": 4, "V": 11},  # a smoke test of the harness
     "tinygpt": {"B": 24, "T": 79, "C": 64, "V": 260},
     "large": {"B": 8, "T": 512, "C": 768, "V": 32_000},
 }
 DTYPE = np.float32
-BLOCKS = {"tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
+BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
 
 
 def _torch():
@@ -161,7 +162,7 @@ def print_table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per implementation (median reported)")
-    parser.add_argument("--sizes", default="tinygpt,large", help="comma-separated: tinygpt, large")
+    parser.add_argument("--sizes", default="tinygpt,large", help="comma-separated: tinygpt, large, tiny (a smoke test)")
     parser.add_argument("--ops", default=",".join(OPS), help=f"comma-separated: {', '.join(OPS)}")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]

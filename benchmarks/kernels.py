@@ -39,11 +39,12 @@ from minigrad import kernels
 from .timing import interleaved, median_ms, spread
 
 SIZES = {
+    "tiny": {"B": 2, "H": 2, "T": 8, "D": 4, "V": 11},  # a smoke test of the harness
     "tinygpt": {"B": 24, "H": 4, "T": 96, "D": 16, "V": 260},
     "large": {"B": 8, "H": 8, "T": 512, "D": 64, "V": 32_000},
 }
 DTYPE = np.float32
-BLOCKS = {"tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
+BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
 
 
 def _torch():
@@ -157,7 +158,7 @@ def print_table(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per implementation (median reported)")
-    parser.add_argument("--sizes", default="tinygpt,large", help="comma-separated: tinygpt, large")
+    parser.add_argument("--sizes", default="tinygpt,large", help="comma-separated: tinygpt, large, tiny (a smoke test)")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = [s for s in sizes if s not in SIZES]

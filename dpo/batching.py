@@ -153,6 +153,28 @@ def collate_token_ids(examples, max_len: int, names=None, pad_id: int = Instruct
     )
 
 
+def count_truncated(pairs, tokenizer: InstructionTokenizer | None = None, max_len: int = 96) -> int:
+    """How many of `pairs` `collate` will cut the prompt of: those whose prompt and longer
+    completion together exceed max_len (a pair's cut does not depend on its batch)."""
+    _check_positive_int(max_len, "max_len", "count_truncated")
+    tokenizer = InstructionTokenizer() if tokenizer is None else tokenizer
+    total = 0
+    for pair in pairs:
+        prompt, chosen, rejected = pair.token_ids(tokenizer)
+        total += len(prompt) + max(len(chosen), len(rejected)) > max_len
+    return total
+
+
+def truncation_note(pairs, tokenizer: InstructionTokenizer | None = None, max_len: int = 96) -> str | None:
+    """A one-line report of the pairs whose prompt will be cut, or None when there are none."""
+    pairs = list(pairs)
+    count = count_truncated(pairs, tokenizer, max_len)
+    if not count:
+        return None
+    return (f"{count} of {len(pairs)} pairs do not fit in max_len {max_len}: their completions are kept whole "
+            "and their prompts cut from the left")
+
+
 def collate(pairs, tokenizer: InstructionTokenizer | None = None, max_len: int = 96) -> PreferenceBatch:
     """A PreferenceBatch from PreferencePairs (anything with `token_ids(tokenizer)` and `source`)."""
     tokenizer = InstructionTokenizer() if tokenizer is None else tokenizer

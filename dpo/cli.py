@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 
+from .batching import truncation_note
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
@@ -214,6 +215,9 @@ def _pairs(args, max_len):
     if pairs.skipped:
         print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
               file=sys.stderr)
+    note = truncation_note(pairs, max_len=max_len)
+    if note:
+        print(f"{args.data}: {note}", file=sys.stderr)
     return pairs
 
 

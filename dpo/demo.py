@@ -15,6 +15,7 @@ import numpy as np
 
 from backends import get_backend
 
+from .batching import truncation_note
 from .config import DPOConfig
 from .data import make_preferences
 from .evaluation import evaluate_margins, margin_table
@@ -60,6 +61,9 @@ def run_demo(backend="numpy", device=None, dtype="float32", config: DPOConfig | 
     policy, reference = build_models(config, backend=be)
     say(f"minigrad-dpo demo: backend {be.name} ({be.device}, {be.dtype_name}), TinyGPT "
         f"{policy.num_parameters():,} parameters, {len(pairs)} preference pairs")
+    note = truncation_note(pairs, tokenizer, config.max_len)
+    if note:
+        say(note)
 
     sft_losses = warmup_pretrain(policy, pairs, tokenizer, steps=config.sft_steps, lr=config.sft_lr,
                                  batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .batching import IGNORE_INDEX, collate, iterate_batches, split_train_eval
+from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, split_train_eval
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .logprobs import sequence_log_prob
@@ -223,13 +223,15 @@ def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=N
 @dataclasses.dataclass
 class TrainResult:
     """history: every logged metrics row; steps: updates done; train/eval: the split used;
-    checkpoint: the last checkpoint written (or None)."""
+    checkpoint: the last checkpoint written (or None); truncated: how many train and
+    eval pairs had their prompt cut to fit max_len."""
 
     history: list
     steps: int
     train_pairs: list
     eval_pairs: list
     checkpoint: str | None = None
+    truncated: int = 0
 
     def rows(self, key):
         return [row[key] for row in self.history if key in row]
@@ -370,4 +372,5 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                                                                      ref_logps=eval_ref_cache)})
             epoch += 1
     save()
-    return TrainResult(history, step, pairs, eval_pairs, written)
+    truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len)
+    return TrainResult(history, step, pairs, eval_pairs, written, truncated)

@@ -517,7 +517,7 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = start_dim % self.ndim, end_dim % self.ndim
+        s, e = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def permute(self, *dims):
@@ -527,6 +527,7 @@ class Tensor:
         return shape_ops.Permute.apply(self, tuple(d % self.ndim for d in dims))
 
     def transpose(self, dim0, dim1):
+        dim0, dim1 = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
         order = list(range(self.ndim))
         order[dim0], order[dim1] = order[dim1], order[dim0]
         return shape_ops.Permute.apply(self, tuple(order))
@@ -537,13 +538,13 @@ class Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def unsqueeze(self, dim):
-        dim = dim % (self.ndim + 1)
+        dim = _dim(dim, self.ndim, "unsqueeze", extra=1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = {d % max(self.ndim, 1) for d in ((dim,) if isinstance(dim, int) else dim)}
+        dims = {_dim(d, self.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
     def expand(self, *sizes):
@@ -575,6 +576,7 @@ class Tensor:
     def split(self, split_size_or_sections, dim=0):
         """Pieces along `dim`: of `split_size` each (the last may be smaller), or of
         the listed sizes."""
+        dim = _dim(dim, self.ndim, "split")
         n = self.shape[dim]
         if isinstance(split_size_or_sections, (int, np.integer)):
             step = int(split_size_or_sections)
@@ -586,7 +588,7 @@ class Tensor:
             if sum(sizes) != n:
                 raise ValueError(f"split: sections {sizes} sum to {sum(sizes)}, not to the size {n} of dim {dim}")
         pieces, start = [], 0
-        lead = (slice(None),) * (dim % self.ndim)
+        lead = (slice(None),) * dim
         for size in sizes:
             pieces.append(self[lead + (slice(start, start + size),)])
             start += size
@@ -594,12 +596,27 @@ class Tensor:
 
     def chunk(self, chunks, dim=0):
         """`chunks` pieces along `dim` (fewer if the size does not allow), as torch."""
+        if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+            raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+        dim = _dim(dim, self.ndim, "chunk")
         n = self.shape[dim]
         return self.split(max(1, -(-n // chunks)), dim)
 
     def unbind(self, dim=0):
-        lead = (slice(None),) * (dim % self.ndim)
+        dim = _dim(dim, self.ndim, "unbind")
+        lead = (slice(None),) * dim
         return tuple(self[lead + (i,)] for i in range(self.shape[dim]))
+
+
+def _dim(dim, ndim, where, extra=0):
+    """`dim` as an index in [0, ndim + extra), negatives counted from the end (a 0-d
+    tensor has one dim, -1 or 0, as in torch; `extra` = 1 for unsqueeze, which may name
+    the position after the last dim); an IndexError naming the op otherwise."""
+    size = max(ndim + extra, 1)
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or not -size <= dim < size:
+        raise IndexError(f"{where}: dim {dim!r} is out of range for a tensor of {ndim} dimension(s) "
+                         f"(expected in [{-size}, {size - 1}])")
+    return int(dim) % size
 
 
 def _index_array(index, where):

@@ -197,8 +197,9 @@ EXERCISES = {e.name: e for e in (
             Case("rows of one entry", one_input("x", normal(3, 1))),
         ),
         torch_reference=lambda torch, x: torch.softmax(x, dim=-1),
-        hints={"": "every output of a row depends on every input of that row: dy_i/dx_j = y_i([i=j] - y_j), so "
-                   "dx = y ∘ (grad - Σ_i grad_i y_i); y(1 - y)·grad alone is only the diagonal. " + ROWS_HINT},
+        hints={"": "every output of a row depends on every input of that row: dy_i/dx_j = y_i([i=j] - y_j), "
+                   "and dx_j = Σ_i grad_i dy_i/dx_j sums over all of them; y(1 - y)·grad alone is only the "
+                   "diagonal (i = j). " + ROWS_HINT},
     ),
     Exercise(
         "log_softmax", "y = log softmax(x) per row", "LogSoftmax",
@@ -209,8 +210,9 @@ EXERCISES = {e.name: e for e in (
             Case("large logits", one_input("x", fixed([[1000.0, 1001.0, 999.5, 998.0], [-3.0, 0.0, 3.0, 0.5]]))),
         ),
         torch_reference=lambda torch, x: torch.log_softmax(x, dim=-1),
-        hints={"": "dy_i/dx_j = [i=j] - softmax(x)_j, so dx = grad - softmax(x)·Σ_i grad_i, with "
-                   "softmax(x) = exp(y); " + ROWS_HINT},
+        hints={"": "dy_i/dx_j = [i=j] - softmax(x)_j: every output of a row moves with every input, so "
+                   "dx_j = Σ_i grad_i dy_i/dx_j, and softmax(x) is exp(y), which forward already has. "
+                   + ROWS_HINT},
     ),
     Exercise(
         "cross_entropy", "mean cross-entropy of logits: softmax minus one-hot", "CrossEntropy",
@@ -256,8 +258,8 @@ EXERCISES = {e.name: e for e in (
         ),
         torch_reference=lambda torch, ids, weight: torch.nn.functional.embedding(ids, weight),
         hints={"": "did you sum the gradient over repeated ids? Row v gets Σ of grad[p] over every position p with "
-                   "ids[p] = v; `dW[ids] += grad` keeps only one of them when an id repeats: use "
-                   "np.add.at(dW, ids.reshape(-1), grad.reshape(-1, D))"},
+                   "ids[p] = v; `dW[ids] += grad` keeps only one of them when an id repeats (NumPy buffers "
+                   "fancy-index writes): look for an unbuffered add in NumPy's ufunc methods"},
     ),
     Exercise(
         "attention", "single-head causal attention: dV, dP, dS, dQ, dK", "CausalAttention",

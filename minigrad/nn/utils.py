@@ -15,7 +15,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         parameters = [parameters]
     grads = [p.grad.data for p in parameters if p.grad is not None]
     if not grads:
-        return Tensor(np.zeros(()))
+        return Tensor(np.zeros((), dtype=np.float32))  # torch: a float32 zero
     if norm_type == float("inf"):
         total = max(float(np.max(np.abs(g))) for g in grads)
     else:

@@ -1,4 +1,5 @@
-"""softmax and log_softmax along one dim (the max is subtracted first, so no overflow)."""
+"""softmax along one dim (the max is subtracted first, so no overflow). log_softmax runs on
+the kernels: see log_softmax.py."""
 
 import numpy as np
 
@@ -27,19 +28,3 @@ class Softmax(Function):
     def backward(ctx, g):
         out = ctx.out
         return out * (g - np.sum(g * out, axis=ctx.dim, keepdims=True))
-
-
-class LogSoftmax(Function):
-    """out = a - log Σ exp(a);  d/da = g - exp(out) · Σ g."""
-
-    @staticmethod
-    def forward(ctx, a, dim):
-        shifted = _shifted(a, dim)
-        with np.errstate(divide="ignore"):
-            ctx.out = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
-        ctx.dim = dim
-        return ctx.out
-
-    @staticmethod
-    def backward(ctx, g):
-        return g - np.exp(ctx.out) * np.sum(g, axis=ctx.dim, keepdims=True)

@@ -70,3 +70,23 @@ def test_report_writes_markdown_and_json(tmp_path, monkeypatch):
     assert "**0.90x**" in text and "| `f:1(g)` | 0.50 | 25% |" in text and "**9.0 s**" in text
     assert json.loads((tmp_path / "dpo.json").read_text())["steps"][0]["ratio"] == 0.9
     assert os.path.exists(tmp_path / "dpo.json")
+
+
+@pytest.mark.parametrize("module", ["benchmarks.kernels", "benchmarks.fused_ops"])
+def test_op_benchmarks_print_their_table_at_a_tiny_size(module):
+    """The in-process op benchmarks run end to end (a fresh interpreter: they set
+    OMP_WAIT_POLICY before numba and torch load their OpenMP runtime)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-m", module, "--sizes", "tiny", "--repeats", "2"], cwd=root,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert any("numba" in line and "numpy" in line for line in lines)  # the header
+    ops = ("attention", "token_logprobs", "layer_norm", "gelu", "gelu_tanh", "embedding")
+    rows = [line for line in lines if line.split() and line.split()[0] in ops and line.rstrip().endswith(
+        tuple("0123456789x"))]
+    ratios = [w for line in rows for w in line.split() if w.endswith("x") and w[:-1].replace(".", "").isdigit()]
+    assert len(rows) >= 2 and len(ratios) >= 2 * len(rows), result.stdout

@@ -21,7 +21,8 @@ CHAPTERS = ("dpo-derivation.md", "loss-variants.md", "how-minigrad-works.md", "k
             "cli-and-api.md", "exercises.md")
 MARKDOWN = sorted(DOCS.rglob("*.md")) + ([ROOT / "README.md"] if (ROOT / "README.md").exists() else [])
 # a page whose code needs torch outright (not one that only uses it when it is there)
-USES_TORCH = re.compile(r"^\s*(import|from) torch\b|get_backend\(\s*\"torch\"\s*[,)]", re.MULTILINE)
+USES_TORCH = re.compile(r"^\s*(import|from) torch\b|get_backend\(\s*\"torch\"\s*[,)]|backend=\"torch\"",
+                        re.MULTILINE)
 
 
 def relative(path):

@@ -10,9 +10,11 @@ from dpo.batching import (
     PreferenceBatch,
     collate,
     collate_token_ids,
+    count_truncated,
     iterate_batches,
     split_train_eval,
     truncate_prompt,
+    truncation_note,
 )
 from dpo.data import PreferencePair
 from dpo.tokenizer import InstructionTokenizer
@@ -108,6 +110,20 @@ def test_truncated_count_is_per_pair():
     assert collate_token_ids(examples, max_len=7).truncated == 2
     assert collate_token_ids(examples, max_len=8).truncated == 1
     assert collate_token_ids(examples, max_len=9).truncated == 0
+
+
+def test_count_truncated_and_its_note_agree_with_collate():
+    tok = InstructionTokenizer()
+    pairs = [PreferencePair("one two three four", "yes", "no"),  # 20 prompt tokens + 4 > 12: cut
+             PreferencePair("hi", "yes", "no"),  # 4 + 4: fits
+             PreferencePair("a longer question here", "ok", "nope")]  # 24 + 5 > 12: cut
+    assert count_truncated(pairs, tok, max_len=12) == sum(collate([p], tok, 12).truncated for p in pairs) == 2
+    assert collate(pairs, tok, 12).truncated == 2
+    assert truncation_note(pairs, tok, 12) == ("2 of 3 pairs do not fit in max_len 12: their completions are kept "
+                                              "whole and their prompts cut from the left")
+    assert count_truncated(pairs, tok, max_len=96) == 0 and truncation_note(pairs, tok, 96) is None
+    with pytest.raises(ValueError, match="max_len"):
+        count_truncated(pairs, tok, max_len=0)
 
 
 def test_truncated_text_prompt_keeps_its_end_and_markers():

@@ -151,6 +151,14 @@ def test_skip_invalid_reports_and_goes_on(capsys, tmp_path):
     assert "skipped 1 invalid row(s)" in capsys.readouterr().err
 
 
+def test_pairs_cut_to_fit_max_len_are_reported(capsys, tmp_path):
+    long = tmp_path / "long.jsonl"
+    long.write_text('{"prompt": "' + "word " * 30 + '", "chosen": "yes", "rejected": "no"}\n' + PAIRS[0] + "\n")
+    assert main(["sft", "--data", str(long), "--steps", "1", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{long}: 1 of 2 pairs do not fit in max_len 96" in err and "prompts cut from the left" in err
+
+
 def test_unknown_loss_type(capsys, tmp_path):
     fails_with_one_line(capsys, ["train", "--loss-type", "dpo", "--out", str(tmp_path)],
                         "argument --loss-type: unknown loss type dpo; choose from: sigmoid")

@@ -190,3 +190,15 @@ def test_config_round_trips_through_a_dict():
     assert dataclasses.asdict(again) == config.to_dict()
     with pytest.raises(ValueError, match="unknown field.*colour"):
         DPOConfig.from_dict({**config.to_dict(), "colour": 1})
+
+
+def test_train_result_counts_the_pairs_whose_prompt_was_cut():
+    from dpo.data import PreferencePair
+
+    config = tiny_config(model=dataclasses.replace(TINY, max_len=24), max_steps=1)
+    data = [PreferencePair("a prompt far too long for twenty-four tokens", "yes", "no"),
+            PreferencePair("hi", "yes", "no")]
+    policy, reference = build_models(config, backend=backend("numpy"))
+    assert train_dpo(policy, reference, data, config).truncated == 1
+    policy, reference = build_models(tiny_config(max_steps=1), backend=backend("numpy"))
+    assert train_dpo(policy, reference, pairs(), tiny_config(max_steps=1)).truncated == 0

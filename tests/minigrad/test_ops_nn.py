@@ -204,6 +204,15 @@ def test_dropout_mask_semantics_and_scaling():
     np.testing.assert_array_equal(x.grad.data, np.where(kept, 1 / (1 - p), 0.0))
 
 
+def test_dropout_gradcheck_float64_with_a_fixed_mask():
+    """With the generator re-seeded on every call the mask is the same each time, so
+    dropout is a fixed linear map and finite differences check its backward."""
+    rng = np.random.default_rng(0)
+    x = minigrad.tensor(rng.standard_normal((4, 5)), requires_grad=True)
+    assert minigrad.gradcheck(lambda t: F.dropout(t, p=0.4, generator=minigrad.Generator(3)), [x])
+    assert minigrad.gradcheck(lambda t: F.dropout(t.T, p=0.4, generator=minigrad.Generator(3)), [x])
+
+
 def test_dropout_eval_and_p0_are_identity():
     x = minigrad.randn(4, 5, requires_grad=True)
     assert F.dropout(x, p=0.5, training=False) is x

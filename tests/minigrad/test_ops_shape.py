@@ -151,10 +151,19 @@ def test_view_of_a_transposed_tensor_copies_instead_of_failing():
         (lambda x: minigrad.stack([x, minigrad.zeros(2, 3)]), RuntimeError, "stack: all inputs need the same shape"),
         (lambda x: x.split([1, 2]), ValueError, r"split: sections \[1, 2\] sum to 3, not to the size 2 of dim 0"),
         (lambda x: x.split(0), ValueError, "split_size must be positive"),
+        (lambda x: x.unsqueeze(4), IndexError, r"unsqueeze: dim 4 is out of range for a tensor of 3 .* \[-4, 3\]"),
+        (lambda x: x.squeeze(3), IndexError, r"squeeze: dim 3 is out of range .* \[-3, 2\]"),
+        (lambda x: x.transpose(0, -4), IndexError, "transpose: dim -4 is out of range"),
+        (lambda x: x.split(1, dim=3), IndexError, "split: dim 3 is out of range"),
+        (lambda x: x.chunk(0), ValueError, "chunk: chunks must be a positive int, got 0"),
+        (lambda x: x.chunk(2, dim=5), IndexError, "chunk: dim 5 is out of range"),
+        (lambda x: x.unbind(-5), IndexError, "unbind: dim -5 is out of range"),
+        (lambda x: x.flatten(0, 3), IndexError, "flatten: dim 3 is out of range"),
     ],
     ids=["reshape", "permute", "expand_size", "expand_rank", "index", "gather_rank", "gather_range",
          "gather_negative", "gather_float_index", "cat_shapes", "cat_empty", "stack_shapes", "split_sections",
-         "split_zero"],
+         "split_zero", "unsqueeze_dim", "squeeze_dim", "transpose_dim", "split_dim", "chunk_zero", "chunk_dim",
+         "unbind_dim", "flatten_dim"],
 )
 def test_bad_arguments_raise_clear_errors(call, error, message):
     with pytest.raises(error, match=message):

@@ -90,6 +90,18 @@ def test_numba_matches_reference_on_model_layout_and_tinygpt_size(dtype):
         assert_close(fast, reference, atol, f"{name} (numba vs NumPy reference, {np.dtype(dtype)})")
 
 
+@pytest.mark.parametrize("is_causal", [True, False])
+def test_numba_matches_reference_at_t512_float64(is_causal):
+    """The long-sequence case: T = 512, D = 64, the model's layout, right padding."""
+    rng = np.random.default_rng(2)
+    q, k, v = _model_qkv(rng, 2, 512, 2, 64, np.float64)
+    g = rng.standard_normal(q.shape)
+    key_padding_mask = np.arange(512)[None, :] < np.array([512, 300])[:, None]
+    results = _both_paths(q, k, v, g, key_padding_mask, None, is_causal)
+    for name, fast, reference in zip(NAMES, results["numba"], results["numpy"]):
+        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (numba vs NumPy reference, T=512)")
+
+
 # ---- gradcheck (float64), under both kernel paths -----------------------------------------
 def _dead_row_padding():
     keep = np.ones((2, 1, 1, 5), dtype=bool)
