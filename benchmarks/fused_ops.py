@@ -2,20 +2,19 @@
 
     .venv/bin/python -m benchmarks.fused_ops [--repeats 15] [--sizes tinygpt,large]
 
-For each op and size, three implementations take turns in one process, a block
-of calls each (the first not counted, see timing.py), after a warm-up that also
-compiles the numba kernels: minigrad on its numba
-kernels, minigrad on the NumPy references (`MINIGRAD_KERNELS=numpy`), and torch
-on the CPU with its default thread count. Each is the public op with autograd
-on leaf inputs, followed by backward:
+For each op and size, three implementations take turns, each in its own worker
+process (a block of calls per turn, the first not counted; see
+`benchmarks.kernels` for why), after a warm-up that also compiles the numba
+kernels: minigrad on its numba kernels, minigrad on the NumPy references
+(`MINIGRAD_KERNELS=numpy`), and torch on the CPU with its default threads. Each
+is the public op with autograd on leaf inputs, followed by backward:
 
     layer_norm  F.layer_norm(x, (C,), w, b) of x (B, T, C)        (TinyGPT: ln1, ln2, ln_f)
     gelu        F.gelu(x) of x (B, T, 4C), exact (erf)              (TinyGPT: the MLP)
     gelu_tanh   F.gelu(x, approximate="tanh")
     embedding   F.embedding(ids, weight) of ids (B, T) into (V, C)  (TinyGPT: tok)
 
-Nothing is asserted: the table is the result. OMP_WAIT_POLICY defaults to
-passive, as in `benchmarks.kernels` (torch and numba in one process).
+Nothing is asserted: the table is the result.
 """
 
 from __future__ import annotations
@@ -23,15 +22,14 @@ from __future__ import annotations
 import argparse
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before torch or numba load their OpenMP runtime
-
 import numpy as np
 
 import minigrad
 import minigrad.nn.functional as F
 from minigrad import kernels
 
-from .timing import interleaved, median_ms, spread
+from .side_by_side import implementations, time_op
+from .timing import median_ms, spread
 
 SIZES = {
     "tiny": {"B": 2, "T": 8, "C": 4, "V": 11},  # a smoke test of the harness
@@ -40,14 +38,6 @@ SIZES = {
 }
 DTYPE = np.float32
 BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
 
 
 def _candidates(minigrad_run, torch_run):
@@ -134,12 +124,10 @@ OPS = {
 }
 
 
-def measure(op, size_name, repeats, torch):
-    make, _ = OPS[op]
-    candidates = make(SIZES[size_name], np.random.default_rng(0), torch)
-    times = interleaved(candidates, repeats=repeats, warmup=2, block=BLOCKS[size_name])
+def measure(op, size_name, repeats):
+    times, threads = time_op("benchmarks.fused_ops", op, size_name, rounds=repeats, block=BLOCKS[size_name])
     return {"op": op, "size": size_name, "ms": {k: median_ms(v) for k, v in times.items()},
-            "spread": {k: spread(v) for k, v in times.items()}}
+            "spread": {k: spread(v) for k, v in times.items()}, "threads": threads}
 
 
 def print_table(rows):
@@ -170,15 +158,12 @@ def main(argv=None):
     unknown = [s for s in sizes if s not in SIZES] + [o for o in ops if o not in OPS]
     if unknown:
         parser.error(f"unknown size(s) or op(s) {unknown}; sizes: {list(SIZES)}, ops: {list(OPS)}")
-    torch = _torch()
-    import numba
-
-    threads = f"numba {numba.get_num_threads()} threads"
-    threads += f", torch {torch.get_num_threads()} threads" if torch is not None else ", torch not installed"
-    print(f"fused-ops benchmark: float32, forward + backward through autograd; median of {args.repeats} "
-          f"interleaved repeats after a warm-up; {threads}; {os.cpu_count()} CPUs; "
-          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; load average {os.getloadavg()[0]:.2f}")
-    rows = [measure(op, size_name, args.repeats, torch) for size_name in sizes for op in ops]
+    print(f"fused-ops benchmark: float32, forward + backward through autograd; {args.repeats} turns per "
+          f"implementation (a block of calls each, the first not counted), medians; each implementation in its "
+          f"own process ({', '.join(implementations())}); {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    rows = [measure(op, size_name, args.repeats) for size_name in sizes for op in ops]
+    print("threads: " + ", ".join(sorted(set(rows[0]["threads"].values()))))
     print_table(rows)
 
 

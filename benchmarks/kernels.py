@@ -2,24 +2,26 @@
 
     .venv/bin/python -m benchmarks.kernels [--repeats 7] [--sizes tinygpt,large]
 
-For each op and size, three implementations take turns in one process (after a
-warm-up that also compiles the numba kernels; each turn a block of calls, the
-first not counted, see timing.py): minigrad on its numba kernels, minigrad on
-the NumPy references (`MINIGRAD_KERNELS=numpy`), and torch on the CPU with its
-default thread count. Each is the public op with autograd on leaf inputs:
-`F.scaled_dot_product_attention(q, k, v, is_causal=True)` with q, k, v strided
-slices of one permuted (B, T, 3, H, D) array as in TinyGPT, and
-`F.token_logprobs` (torch: `-F.cross_entropy(reduction="none")`), each followed
-by backward. Peak memory is Python's tracemalloc over one forward + backward
-(NumPy arrays are traced; torch allocations are not, so torch has none); the
-inputs exist before it starts. Nothing is asserted: the table is the result.
+For each op and size, three implementations take turns, each in its own worker
+process (`side_by_side.time_op`; each turn a block of calls, the first not
+counted): minigrad on its numba kernels, minigrad on the NumPy references
+(`MINIGRAD_KERNELS=numpy`), both with `minigrad.cpu_tuning` applied, and torch on
+the CPU with its default threads and settings. Each is the public op with
+autograd on leaf inputs: `F.scaled_dot_product_attention(q, k, v,
+is_causal=True)` with q, k, v strided slices of one permuted (B, T, 3, H, D) array
+as in TinyGPT, and `F.token_logprobs` (torch: `-F.cross_entropy(reduction="none")`),
+each followed by backward. Peak memory is Python's tracemalloc over one forward +
+backward in this process (NumPy arrays are traced; torch's are not, so torch has
+none); the inputs exist before it starts. Nothing is asserted: the table is the
+result.
 
-OMP_WAIT_POLICY defaults to passive here. In one process torch and numba share
-one OpenMP runtime (both load a `libgomp.so.1`, and the first one loaded serves
-both), whose idle threads would otherwise spin while OpenBLAS or the other
-library works. Passive waiting costs torch something (a whole DPO step: 25 ms
-active, 37 ms passive, measured), so read the torch column here as a kernel-level
-reference; `python -m benchmarks` compares the backends each in its own process.
+Separate processes, because in one process torch and numba share one OpenMP
+runtime (both load a `libgomp.so.1`, and the first one loaded serves both): its
+threads then either spin while the other library works or wait passively, which
+slows torch (a DPO step: 25 ms active, 37 ms passive), and each implementation
+also finds the caches and thread pools as the previous one left them. Measured at
+TinyGPT size with all three in one process, call by call, the numba attention
+took 4.8 ms, and 2.4 ms run alone.
 """
 
 from __future__ import annotations
@@ -28,15 +30,14 @@ import argparse
 import os
 import tracemalloc
 
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")  # before torch or numba load their OpenMP runtime
-
 import numpy as np
 
 import minigrad
 import minigrad.nn.functional as F
 from minigrad import kernels
 
-from .timing import interleaved, median_ms, spread
+from .side_by_side import implementations, time_op
+from .timing import median_ms, spread
 
 SIZES = {
     "tiny": {"B": 2, "H": 2, "T": 8, "D": 4, "V": 11},  # a smoke test of the harness
@@ -45,14 +46,6 @@ SIZES = {
 }
 DTYPE = np.float32
 BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
 
 
 def attention_candidates(size, rng, torch):
@@ -118,12 +111,18 @@ def peak_mib(fn):
         tracemalloc.stop()
 
 
-def measure(op, size_name, make, repeats, torch):
-    size = SIZES[size_name]
-    candidates = make(size, np.random.default_rng(0), torch)
-    times = interleaved(candidates, repeats=repeats, warmup=1, block=BLOCKS[size_name])
+OPS = {"attention": (attention_candidates,), "token_logprobs": (token_logprobs_candidates,)}
+
+
+def measure(op, size_name, repeats):
+    """A table row: each implementation's median ms in its own worker process, and the
+    peak traced memory of the two minigrad paths (in this process)."""
+    times, threads = time_op("benchmarks.kernels", op, size_name, rounds=repeats, block=BLOCKS[size_name])
     row = {"op": op, "size": size_name, "ms": {k: median_ms(v) for k, v in times.items()},
-           "spread": {k: spread(v) for k, v in times.items()}}
+           "spread": {k: spread(v) for k, v in times.items()}, "threads": threads}
+    candidates = OPS[op][0](SIZES[size_name], np.random.default_rng(0), None)
+    for name in ("numba", "numpy"):
+        candidates[name]()  # loads the compiled kernels first: their loading is not the op's memory
     row["peak"] = {k: peak_mib(candidates[k]) for k in ("numba", "numpy")}
     return row
 
@@ -164,19 +163,15 @@ def main(argv=None):
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown size(s) {unknown}; choose from {list(SIZES)}")
-    torch = _torch()
-    import numba
-
-    threads = f"numba {numba.get_num_threads()} threads"
-    threads += f", torch {torch.get_num_threads()} threads" if torch is not None else ", torch not installed"
-    print(f"kernels benchmark: float32, forward + backward through autograd; median of {args.repeats} interleaved "
-          f"repeats after a warm-up; {threads}; {os.cpu_count()} CPUs; "
-          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"kernels benchmark: float32, forward + backward through autograd; {args.repeats} turns per "
+          f"implementation (a block of calls each, the first not counted), medians; each implementation in its "
+          f"own process ({', '.join(implementations())}); {os.cpu_count()} CPUs; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
     for size_name in sizes:
-        rows.append(measure("attention", size_name, attention_candidates, args.repeats, torch))
-        rows.append(measure("token_logprobs", size_name, token_logprobs_candidates, args.repeats, torch))
+        for op in OPS:
+            rows.append(measure(op, size_name, args.repeats))
+    print("threads: " + ", ".join(sorted(set(rows[0]["threads"].values()))))
     print_table(rows)
 
 

@@ -1,6 +1,13 @@
-"""One benchmark worker: a process that holds one DPO workload and runs its steps on request.
+"""One benchmark worker: a process that holds one workload and runs it on request.
 
     python -m benchmarks.step_worker '{"backend": "numpy", "model": "default", "pairs": {"kind": "builtin"}}'
+    python -m benchmarks.step_worker '{"op": "attention", "module": "benchmarks.kernels", "size": "tinygpt",
+                                       "impl": "numba"}'
+
+A workload is one DPO training step on a backend (the first form), or one
+implementation of an op, forward and backward, as an op benchmark
+(`benchmarks.kernels`, `benchmarks.fused_ops`) defines it in its `OPS` table (the
+second form: impl is numba, numpy or torch; torch is imported only for torch).
 
 The side-by-side runner (`benchmarks.side_by_side`) starts one worker per
 backend and sends each, in turn, the number of steps to run. Each backend thus
@@ -34,23 +41,51 @@ def _rss_mib() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(spec: dict) -> None:
+def _dpo_step(spec: dict):
+    """(step, info) for a DPO training step on a backend."""
     from .workloads import dpo_workload, model_from_spec, pairs_from_spec
 
     workload = dpo_workload(spec["backend"], model_from_spec(spec.get("model", "default")),
                             pairs_from_spec(spec.get("pairs", {"kind": "builtin"})), device=spec.get("device"),
                             autocast=spec.get("autocast"), label=spec.get("label", ""))
+    return workload.step, {"tokens": workload.tokens, "flops": workload.flops, "shape": list(workload.shape),
+                           "backend": workload.backend_label}
+
+
+def _op_call(spec: dict):
+    """(call, info) for one implementation of an op from a benchmark module's OPS table."""
+    import importlib
+
+    import numpy as np
+
+    module = importlib.import_module(spec["module"])
+    impl = spec["impl"]
+    torch = importlib.import_module("torch") if impl == "torch" else None
+    make = module.OPS[spec["op"]][0]
+    call = make(module.SIZES[spec["size"]], np.random.default_rng(0), torch)[impl]
+    if impl == "torch":
+        threads = f"torch {torch.get_num_threads()} threads"
+    else:
+        import numba
+
+        from minigrad.cpu_tuning import tune_process
+
+        tune_process()  # both minigrad paths run with the process settings training gets
+        threads = f"numba {numba.get_num_threads()} threads"
+    return call, {"impl": impl, "threads": threads}
+
+
+def main(spec: dict) -> None:
+    step, info = _op_call(spec) if "op" in spec else _dpo_step(spec)
     rss_before = _rss_mib()
-    print(json.dumps({"ready": True, "tokens": workload.tokens, "flops": workload.flops,
-                      "shape": list(workload.shape), "backend": workload.backend_label, "rss_mib": rss_before}),
-          flush=True)
+    print(json.dumps({"ready": True, **info, "rss_mib": rss_before}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         if "steps" in request:
             seconds = []
             for _ in range(int(request["steps"])):
                 start = time.perf_counter()
-                workload.step()
+                step()
                 seconds.append(time.perf_counter() - start)
             print(json.dumps({"seconds": seconds}), flush=True)
         elif "memory" in request:
