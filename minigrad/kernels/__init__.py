@@ -22,6 +22,7 @@ and an op that saved its forward's mode passes it to its backward):
     gelu_forward                                    gelu.py          (output and its derivative)
     layer_norm_forward / layer_norm_backward        layer_norm.py    (rows of (R, C))
     embedding_backward                              embedding.py
+    nonzero_rows                                    zero_rows.py     (rows of a 2-D array)
     erf                                             special.py
 """
 
@@ -188,3 +189,11 @@ def embedding_backward(ids, grad, num_embeddings, padding_idx=None, mode=None):
     embedding.check_inputs(ids, grad, num_embeddings, padding_idx)
     impl = embedding.backward_numba if use_numba(mode) else embedding.backward_reference
     return impl(ids, grad, int(num_embeddings), padding_idx)
+
+
+def nonzero_rows(a, mode=None):
+    """Indices (int64, ascending) of the rows of the 2-D array `a` that hold a nonzero or NaN."""
+    from . import zero_rows
+
+    zero_rows.check_input(a)
+    return zero_rows.nonzero_rows_numba(a) if use_numba(mode) else zero_rows.nonzero_rows_reference(a)
