@@ -42,7 +42,6 @@ import numpy as np
 
 from .side_by_side import SideBySide
 from .timing import median_ms, spread
-from .workloads import DEFAULT_MODEL, LARGE_MODEL, training_flops  # noqa: F401  (documented entry points)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")

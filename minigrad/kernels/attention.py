@@ -165,12 +165,14 @@ def _heads(a, writeable=False):
     96 heads of 79 x 16, measured). A last axis that is not contiguous is copied
     first (reading only)."""
     item = a.itemsize
-    if a.size == 0 or a.strides[-1] != item or any(s < 0 or s % item for s in a.strides):
+    if a.size == 0:  # nothing to read or write; the loops run no iteration that would
+        return np.empty(0, dtype=a.dtype), np.zeros(3, dtype=np.int64)
+    if a.strides[-1] != item or any(s < 0 or s % item for s in a.strides):
         if writeable:
             raise ValueError("attention: internal: an output must have a contiguous last axis")
         a = np.ascontiguousarray(a)
     strides = tuple(s // item for s in a.strides[:3])
-    span = 1 + sum((n - 1) * s for n, s in zip(a.shape, strides + (1,))) if a.size else 0
+    span = 1 + sum((n - 1) * s for n, s in zip(a.shape, strides + (1,)))
     flat = np.lib.stride_tricks.as_strided(a, shape=(span,), strides=(item,), writeable=writeable)
     return flat, np.array(strides, dtype=np.int64)
 

@@ -352,3 +352,11 @@ def test_outputs_are_laid_out_by_position_so_the_model_reshapes_without_copies()
     g = rng.standard_normal(out.shape)
     for a in (out,) + tuple(kernels.attention_backward(*(p.data for p in parts), out, probs, g, True, mode="numba")):
         assert a.shape == (B, H, T, D) and a.transpose(0, 2, 1, 3).flags.c_contiguous
+
+
+def test_an_empty_batch_gives_empty_outputs_and_gradients(kernel_mode):
+    q = np.zeros((0, 2, 3, 4))
+    out, probs = kernels.attention_forward(q, q, q, is_causal=True)
+    assert out.shape == (0, 2, 3, 4) and probs.shape == (0, 2, 3, 3)
+    grads = kernels.attention_backward(q, q, q, out, probs, np.zeros(out.shape), is_causal=True)
+    assert [g.shape for g in grads] == [(0, 2, 3, 4)] * 3
