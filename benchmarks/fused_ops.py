@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.fused_ops [--repeats 15] [--sizes tinygpt,large]
 
 For each op and size, three implementations take turns, each in its own worker
-process (a block of calls per turn, the first not counted; see
-`benchmarks.kernels` for why), after a warm-up that also compiles the numba
+process (each turn 30 ms of untimed calls, then a block of timed ones; see
+`benchmarks.kernels` and `side_by_side.py` for why), after a warm-up that also compiles the numba
 kernels: minigrad on its numba kernels, minigrad on the NumPy references
 (`MINIGRAD_KERNELS=numpy`), and torch on the CPU with its default threads. Each
 is the public op with autograd on leaf inputs, followed by backward:
@@ -28,7 +28,7 @@ import minigrad
 import minigrad.nn.functional as F
 from minigrad import kernels
 
-from .side_by_side import implementations, time_op
+from .side_by_side import OP_SETTLE_S, implementations, time_op
 from .timing import median_ms, spread
 
 SIZES = {
@@ -37,7 +37,7 @@ SIZES = {
     "large": {"B": 8, "T": 512, "C": 768, "V": 32_000},
 }
 DTYPE = np.float32
-BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
+BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # per turn: untimed calls (side_by_side.py), then BLOCKS - 1 timed
 
 
 def _candidates(minigrad_run, torch_run):
@@ -159,7 +159,8 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown size(s) or op(s) {unknown}; sizes: {list(SIZES)}, ops: {list(OPS)}")
     print(f"fused-ops benchmark: float32, forward + backward through autograd; {args.repeats} turns per "
-          f"implementation (a block of calls each, the first not counted), medians; each implementation in its "
+          f"implementation (each turn {OP_SETTLE_S * 1e3:.0f} ms of untimed calls, then the timed ones), medians; "
+          f"each implementation in its "
           f"own process ({', '.join(implementations())}); {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     rows = [measure(op, size_name, args.repeats) for size_name in sizes for op in ops]

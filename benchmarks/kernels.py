@@ -3,9 +3,10 @@
     .venv/bin/python -m benchmarks.kernels [--repeats 7] [--sizes tinygpt,large]
 
 For each op and size, three implementations take turns, each in its own worker
-process (`side_by_side.time_op`; each turn a block of calls, the first not
-counted): minigrad on its numba kernels, minigrad on the NumPy references
-(`MINIGRAD_KERNELS=numpy`), both with `minigrad.cpu_tuning` applied, and torch on
+process (`side_by_side.time_op`; each turn starts with 30 ms of untimed calls,
+`OP_SETTLE_S`, so that the threads the previous worker left spinning are asleep
+before timing starts): minigrad on its numba kernels, minigrad on the NumPy
+references (`MINIGRAD_KERNELS=numpy`), both with `minigrad.cpu_tuning` applied, and torch on
 the CPU with its default threads and settings. Each is the public op with
 autograd on leaf inputs: `F.scaled_dot_product_attention(q, k, v,
 is_causal=True)` with q, k, v strided slices of one permuted (B, T, 3, H, D) array
@@ -36,7 +37,7 @@ import minigrad
 import minigrad.nn.functional as F
 from minigrad import kernels
 
-from .side_by_side import implementations, time_op
+from .side_by_side import OP_SETTLE_S, implementations, time_op
 from .timing import median_ms, spread
 
 SIZES = {
@@ -45,7 +46,7 @@ SIZES = {
     "large": {"B": 8, "H": 8, "T": 512, "D": 64, "V": 32_000},
 }
 DTYPE = np.float32
-BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # calls per turn, the first not counted (see timing.py)
+BLOCKS = {"tiny": 2, "tinygpt": 5, "large": 2}  # per turn: untimed calls (side_by_side.py), then BLOCKS - 1 timed
 
 
 def attention_candidates(size, rng, torch):
@@ -164,7 +165,8 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown size(s) {unknown}; choose from {list(SIZES)}")
     print(f"kernels benchmark: float32, forward + backward through autograd; {args.repeats} turns per "
-          f"implementation (a block of calls each, the first not counted), medians; each implementation in its "
+          f"implementation (each turn {OP_SETTLE_S * 1e3:.0f} ms of untimed calls, then the timed ones), medians; "
+          f"each implementation in its "
           f"own process ({', '.join(implementations())}); {os.cpu_count()} CPUs; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     rows = []

@@ -5,12 +5,20 @@
 
 After a warm-up block each, the workers take turns: a block of `block` steps from
 the first, then from the second, and so on, `rounds` times, so drifting machine
-load hits them alike. The first step of each block is dropped: it pays for the
-other worker's threads going to sleep (OpenBLAS and OpenMP pools spin for a while
-after their last call) and for cold caches, which a loop running one implementation
-does not see (the numba attention at TinyGPT size: 4.8 ms per call when it
-alternated call by call with torch and the NumPy reference in one process, 2.4 ms
-alone). See `step_worker.py` for why each backend gets its own process.
+load hits them alike. The first step of each block is not timed: it pays for
+cold caches and for the previous worker's threads, which a loop running one
+implementation does not see.
+
+With `settle_s`, each turn starts with untimed steps until that many seconds
+have passed (at least one), then times `block - 1`. The op benchmarks need it:
+their calls take a few ms, less than torch's OpenMP threads keep spinning after
+torch's last call (GNU OpenMP's default wait policy), and those spinning threads
+hold both cores while the next worker runs. Measured at TinyGPT size
+(`benchmarks.kernels` attention, 2 cores), the median of each of the five calls
+of a turn: numba after torch's turn 6.2, 4.6, 3.4, 2.7, 2.7 ms; numba after the
+NumPy reference's turn 3.6, 2.9, 2.7, 2.7, 2.7 ms. Dropping only the first call
+charged torch's spinning to whoever ran next. See `step_worker.py` for why each
+backend gets its own process.
 """
 
 from __future__ import annotations
@@ -48,8 +56,10 @@ class Worker:
         self.process.stdin.flush()
         return self._read()
 
-    def steps(self, k: int) -> list:
-        return self.ask({"steps": k})["seconds"]
+    def steps(self, k: int, settle_s: float | None = None) -> list:
+        """Seconds of k timed steps; with `settle_s`, after untimed ones for that long."""
+        request = {"steps": k} if settle_s is None else {"steps": k, "settle_s": settle_s}
+        return self.ask(request)["seconds"]
 
     def close(self):
         if self.process.poll() is None:
@@ -84,14 +94,18 @@ class SideBySide:
     def info(self, name: str) -> dict:
         return self.workers[name].info
 
-    def interleaved(self, rounds: int = 8, block: int = 6, warmup: int = 3) -> dict:
-        """{name: [seconds of each timed step]}: (block - 1) steps per worker per round."""
+    def interleaved(self, rounds: int = 8, block: int = 6, warmup: int = 3, settle_s: float | None = None) -> dict:
+        """{name: [seconds of each timed step]}: (block - 1) steps per worker per round, after
+        one untimed step, or after untimed steps for `settle_s` seconds (see the module text)."""
         for worker in self.workers.values():
             worker.steps(warmup)
         times = {name: [] for name in self.workers}
         for _ in range(rounds):
             for name, worker in self.workers.items():
-                times[name].extend(worker.steps(block)[1:])
+                if settle_s is None:
+                    times[name].extend(worker.steps(block)[1:])
+                else:
+                    times[name].extend(worker.steps(block - 1, settle_s))
         return times
 
     def memory(self, name: str) -> dict:
@@ -106,11 +120,15 @@ def implementations() -> tuple:
     return ("numba", "numpy") + (("torch",) if importlib.util.find_spec("torch") else ())
 
 
+OP_SETTLE_S = 0.03  # untimed calls at the start of each turn of an op benchmark (see the module text)
+
+
 def time_op(module: str, op: str, size: str, rounds: int, block: int) -> tuple:
     """({impl: [seconds per call]}, {impl: thread count text}) for one op of an op benchmark
-    module, each implementation in its own worker, taking turns in blocks."""
+    module, each implementation in its own worker, taking turns in blocks, each turn
+    after `OP_SETTLE_S` of untimed calls."""
     specs = {impl: {"op": op, "module": module, "size": size, "impl": impl} for impl in implementations()}
     with SideBySide(specs) as run:
-        times = run.interleaved(rounds=rounds, block=block, warmup=1)
+        times = run.interleaved(rounds=rounds, block=block, warmup=1, settle_s=OP_SETTLE_S)
         threads = {impl: run.info(impl)["threads"] for impl in specs}
     return times, threads

@@ -19,6 +19,9 @@ passively lost: torch ran 37 instead of 25 ms per step).
 Protocol, one JSON line each way:
     <- {"ready": true, "tokens": .., "flops": .., "shape": [rows, T], "backend": "..", "rss_mib": ..}
     -> {"steps": k}            <- {"seconds": [t1, ..., tk]}
+    -> {"steps": k, "settle_s": s}
+                               <- {"seconds": [t1, ..., tk], "untimed": n}: first n untimed
+                                  steps (at least one, until s seconds have passed), then k timed
     -> {"memory": true}        <- {"peak_rss_mib": .., "rss_before_mib": ..}
     -> end of input            the worker exits
 """
@@ -75,6 +78,16 @@ def _op_call(spec: dict):
     return call, {"impl": impl, "threads": threads}
 
 
+def _settle(step, settle_s: float) -> int:
+    """Run `step` untimed, at least once and until `settle_s` seconds have passed: the
+    number of steps run."""
+    start, n = time.perf_counter(), 0
+    while n == 0 or time.perf_counter() - start < settle_s:
+        step()
+        n += 1
+    return n
+
+
 def main(spec: dict) -> None:
     step, info = _op_call(spec) if "op" in spec else _dpo_step(spec)
     rss_before = _rss_mib()
@@ -82,12 +95,13 @@ def main(spec: dict) -> None:
     for line in sys.stdin:
         request = json.loads(line)
         if "steps" in request:
+            untimed = _settle(step, float(request["settle_s"])) if "settle_s" in request else 0
             seconds = []
             for _ in range(int(request["steps"])):
                 start = time.perf_counter()
                 step()
                 seconds.append(time.perf_counter() - start)
-            print(json.dumps({"seconds": seconds}), flush=True)
+            print(json.dumps({"seconds": seconds, "untimed": untimed}), flush=True)
         elif "memory" in request:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
             print(json.dumps({"peak_rss_mib": peak, "rss_before_mib": rss_before}), flush=True)

@@ -28,6 +28,11 @@ A causal product touches only a triangle; `mode` says which:
     LOWER_A    a[i, k] = 0 for k > i: sum k <= i only
     LOWER_B    b[k, n] = 0 for n > k: row k of b read for n <= k only
 
+Pass `mode` as a constant at each call (one call per mode, chosen by an `if`):
+LLVM then compiles each inlined copy for its own triangle. A mode picked at run
+time keeps its tests inside the loops and made the attention forward 1.4x slower
+(see attention.py).
+
 LOWER_OUT may also write entries just past the diagonal, up to the end of the
 4-aligned block (c[i, n] for n < i - i % 4 + 4); callers overwrite or ignore
 them. LOWER_A and LOWER_B need the zeros of that same block to be really

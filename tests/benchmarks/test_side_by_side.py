@@ -26,6 +26,18 @@ def test_workers_take_turns_and_report_every_timed_step():
     assert memory["peak_rss_mib"] >= memory["rss_before_mib"] > 0
 
 
+def test_settle_runs_untimed_steps_first_then_times_the_rest():
+    with SideBySide({"a": {"backend": "numpy", **TINY}}) as run:
+        reply = run.workers["a"].ask({"steps": 2, "settle_s": 0.0})
+        settled = run.workers["a"].ask({"steps": 1, "settle_s": 0.3})
+        first_step_s = reply["seconds"][0]
+        times = run.interleaved(rounds=2, block=3, warmup=1, settle_s=0.0)
+    assert reply["untimed"] == 1 and len(reply["seconds"]) == 2  # at least one untimed step
+    # steps ran untimed until 0.3 s had passed: more than one unless a step took that long
+    assert settled["untimed"] >= (2 if first_step_s < 0.1 else 1) and len(settled["seconds"]) == 1
+    assert len(times["a"]) == 2 * (3 - 1)  # with settle_s, block - 1 timed steps per turn
+
+
 def test_compare_step_rows_carry_the_ratio_and_memory():
     require_torch()
     rows = dpo_vs_torch.compare_step(TINY, rounds=1, block=2, peak_gflops=100.0)
