@@ -118,6 +118,12 @@ class Function:
 
     __slots__ = ("parents", "needs_input_grad", "released", "__dict__", "__weakref__")
 
+    # True for an op whose backward returns only arrays it has just allocated, each
+    # shared with nothing else (not the incoming gradient, not a saved value, not
+    # another of its results): the engine may then keep them as they are, add into
+    # them, and store them as a leaf's .grad without a copy.
+    grads_are_new = False
+
     @staticmethod
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError
@@ -213,12 +219,13 @@ def _store_grad(tensor, grad, owned):
         tensor.grad.data += grad
 
 
-def _accumulate(grads, owned, parent, g):
+def _accumulate(grads, owned, parent, g, new=False):
     """Add gradient `g` for `parent` into `grads`.
 
     The first dense gradient is stored as it is (it may alias an array held
-    elsewhere, so it is never written to); the second makes a new array, which
-    the engine owns and later ones are added into in place.
+    elsewhere, so it is never written to, unless `new` says the op that made it
+    shares it with nothing: `Function.grads_are_new`); the second makes a new
+    array, which the engine owns and later ones are added into in place.
     """
     key = id(parent)
     if isinstance(g, IndexedGrad):
@@ -237,6 +244,8 @@ def _accumulate(grads, owned, parent, g):
         g = g.astype(parent.dtype)
     if key not in grads:
         grads[key] = g
+        if new:
+            owned.add(key)
     elif key in owned:
         grads[key] += g
     else:
@@ -291,9 +300,10 @@ def run_backward(root, gradient=None, retain_graph=False):
         input_grads = type(fn).backward(fn, grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
+        new = type(fn).grads_are_new
         for parent, needed, g in zip(fn.parents, fn.needs_input_grad, input_grads):
             if needed and g is not None:
-                _accumulate(grads, owned, parent, g)
+                _accumulate(grads, owned, parent, g, new)
         owned.discard(id(node))
         if not retain_graph:
             fn.release()

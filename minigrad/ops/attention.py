@@ -15,6 +15,8 @@ class ScaledDotProductAttention(Function):
     backward uses the same one.
     """
 
+    grads_are_new = True  # both kernel paths return dq, dk, dv as arrays of their own
+
     @staticmethod
     def forward(ctx, q, k, v, key_padding_mask=None, attn_bias=None, is_causal=False, scale=None):
         ctx.mode = kernels.get_kernel_mode()

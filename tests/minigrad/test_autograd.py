@@ -290,3 +290,54 @@ def test_a_chain_of_10000_ops_keeps_the_exact_derivative():
     y.backward()
     assert y.item() == pytest.approx(value, rel=1e-12)
     assert x.grad.item() == pytest.approx(derivative, rel=1e-9)
+
+
+class _Double(Function):
+    """y = 2x; its backward hands out a new array, and says so (`grads_are_new`)."""
+
+    grads_are_new = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, g):
+        _Double.last = 2 * g
+        return _Double.last
+
+
+class _PassThrough(Function):
+    """y = x; its backward returns the incoming gradient itself (not new)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def test_a_gradient_the_op_calls_new_is_kept_without_a_copy():
+    x = leaf([1.0, 2.0])
+    _Double.apply(x).backward(gradient=np.array([1.0, 3.0]))
+    assert x.grad.data is _Double.last  # stored as it is
+    np.testing.assert_array_equal(x.grad.data, [2.0, 6.0])
+    _Double.apply(x).backward(gradient=np.array([1.0, 1.0]))  # accumulates into it
+    np.testing.assert_array_equal(x.grad.data, [4.0, 8.0])
+
+
+def test_a_gradient_an_op_passes_through_is_still_copied():
+    x = leaf([1.0, 2.0])
+    seed = np.array([1.0, 1.0])
+    _PassThrough.apply(x).backward(gradient=seed)
+    assert x.grad.data is not seed
+    x.grad.data += 1.0
+    np.testing.assert_array_equal(seed, [1.0, 1.0])
+
+
+def test_two_new_gradients_for_one_tensor_add_up_in_place():
+    x = leaf([1.0, 2.0])
+    (_Double.apply(x) + _Double.apply(x)).backward(gradient=np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(x.grad.data, [4.0, 4.0])
