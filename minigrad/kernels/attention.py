@@ -115,11 +115,9 @@ def backward_reference(q, k, v, out, probs, grad_out, scale):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _softmax_rows(p, keep, has_padding, bias, has_bias, is_causal):
-    """Scores -> probabilities in place, row by row: add the bias, mask, softmax.
-    A row with no key left becomes all 0. With `is_causal` only the entries up to
-    the diagonal are scores; the rest of each row (where the product may have
-    written past the diagonal, or nothing at all) is set to 0."""
+def _mask_rows(p, keep, has_padding, bias, has_bias, is_causal):
+    """Scores, in place, row by row: add the bias, then set the scores of padding keys
+    to -inf (up to the diagonal only, with `is_causal`)."""
     L, S = p.shape
     ninf = p.dtype.type(-np.inf)
     for i in range(L):
@@ -132,6 +130,21 @@ def _softmax_rows(p, keep, has_padding, bias, has_bias, is_causal):
         if has_padding:
             for j in range(end):
                 row[j] = row[j] if keep[j] else ninf
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def _softmax_rows(p, is_causal):
+    """Scores -> probabilities in place, row by row. A row with no key left (all
+    -inf) becomes all 0. With `is_causal` only the entries up to the diagonal are
+    scores; the rest of each row (where the product may have written past the
+    diagonal, or nothing at all) is set to 0. Masking is `_mask_rows`'s, in a pass of
+    its own: with its flags tested in here, the loops below ran 10% slower (one
+    core, TinyGPT size, measured)."""
+    L, S = p.shape
+    ninf = p.dtype.type(-np.inf)
+    for i in range(L):
+        row = p[i]
+        end = min(i + 1, S) if is_causal else S
         top = ninf
         for j in range(end):
             top = max(top, row[j])
@@ -228,108 +241,85 @@ def _store_head(src, flat, strides, b, h):
             flat[at + np.uint64(e)] = row[e]
 
 
-# The two loops are compiled once per combination of flags (causal, padding, bias)
-# that is used, each flag a constant in its version (a closure variable, which numba
-# freezes): the branches that do not apply are gone from the inner loops, instead
-# of being tested in them (see 'Products' above; for the softmax flags, measured:
-# the forward 1.45 -> 1.30 ms on one core at TinyGPT size). Each version is cached
-# on disk like the other kernels.
-_LOOPS = {}  # (name, flags...) -> the compiled loop
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, has_padding, bias, has_bias, is_causal, scale, of, os_,
+                  probs):
+    B, H, L, S = probs.shape
+    one = probs.dtype.type(1)
+    for bh in numba.prange(B * H):
+        b, h = bh // H, bh % H
+        q_h = np.empty((L, D), dtype=probs.dtype)
+        k_t = np.empty((D, S), dtype=probs.dtype)
+        v_h = np.empty((S, Dv), dtype=probs.dtype)
+        o_h = np.empty((L, Dv), dtype=probs.dtype)
+        _load_head(qf, qs, b, h, q_h)
+        _load_head_transposed(kf, ks, b, h, k_t)
+        _load_head(vf, vs, b, h, v_h)
+        p = probs[b, h]
+        if is_causal:  # p = q kᵀ · scale (one call per mode: see 'Products' above)
+            matmul_nn(q_h, k_t, p, scale, LOWER_OUT)
+        else:
+            matmul_nn(q_h, k_t, p, scale, FULL)
+        if has_padding or has_bias:
+            _mask_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, is_causal)
+        if is_causal:  # P = softmax(scores)
+            _softmax_rows(p, True)
+        else:
+            _softmax_rows(p, False)
+        if is_causal:  # out = P v
+            matmul_nn(p, v_h, o_h, one, LOWER_A)
+        else:
+            matmul_nn(p, v_h, o_h, one, FULL)
+        _store_head(o_h, of, os_, b, h)
 
 
-def _forward_loop(has_padding, has_bias, is_causal):
-    key = ("forward", has_padding, has_bias, is_causal)
-    if key not in _LOOPS:
-        _LOOPS[key] = _make_forward_loop(has_padding, has_bias, is_causal)
-    return _LOOPS[key]
-
-
-def _backward_loop(is_causal):
-    key = ("backward", is_causal)
-    if key not in _LOOPS:
-        _LOOPS[key] = _make_backward_loop(is_causal)
-    return _LOOPS[key]
-
-
-def _make_forward_loop(has_padding, has_bias, is_causal):
-    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-    def forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, bias, scale, of, os_, probs):
-        B, H, L, S = probs.shape
-        one = probs.dtype.type(1)
-        for bh in numba.prange(B * H):
-            b, h = bh // H, bh % H
-            q_h = np.empty((L, D), dtype=probs.dtype)
-            k_t = np.empty((D, S), dtype=probs.dtype)
-            v_h = np.empty((S, Dv), dtype=probs.dtype)
-            o_h = np.empty((L, Dv), dtype=probs.dtype)
-            _load_head(qf, qs, b, h, q_h)
-            _load_head_transposed(kf, ks, b, h, k_t)
-            _load_head(vf, vs, b, h, v_h)
-            p = probs[b, h]
-            if is_causal:  # p = q kᵀ · scale (one call per mode: see 'Products' above)
-                matmul_nn(q_h, k_t, p, scale, LOWER_OUT)
-            else:
-                matmul_nn(q_h, k_t, p, scale, FULL)
-            _softmax_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias,
-                          is_causal)
-            if is_causal:  # out = P v
-                matmul_nn(p, v_h, o_h, one, LOWER_A)
-            else:
-                matmul_nn(p, v_h, o_h, one, FULL)
-            _store_head(o_h, of, os_, b, h)
-
-    return forward_loop
-
-
-def _make_backward_loop(is_causal):
-    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-    def backward_loop(qf, qs, kf, ks, vf, vs, of, os_, gf, gs, D, Dv, probs, scale, dqf, dqs, dkf, dks, dvf, dvs):
-        B, H, L, S = probs.shape
-        one = probs.dtype.type(1)
-        for bh in numba.prange(B * H):
-            b, h = bh // H, bh % H
-            q_h = np.empty((L, D), dtype=probs.dtype)
-            k_h = np.empty((S, D), dtype=probs.dtype)
-            v_t = np.empty((Dv, S), dtype=probs.dtype)
-            o_h = np.empty((L, Dv), dtype=probs.dtype)
-            g = np.empty((L, Dv), dtype=probs.dtype)
-            ds = np.empty((L, S), dtype=probs.dtype)
-            dv_t = np.empty((Dv, S), dtype=probs.dtype)
-            dk_t = np.empty((D, S), dtype=probs.dtype)
-            dq_h = np.empty((L, D), dtype=probs.dtype)
-            dv_h = np.empty((S, Dv), dtype=probs.dtype)
-            dk_h = np.empty((S, D), dtype=probs.dtype)
-            _load_head(qf, qs, b, h, q_h)
-            _load_head(kf, ks, b, h, k_h)
-            _load_head_transposed(vf, vs, b, h, v_t)
-            _load_head(of, os_, b, h, o_h)
-            _load_head(gf, gs, b, h, g)
-            p = probs[b, h]
-            if is_causal:  # ds = dP = g vᵀ (one call per mode: see 'Products' above)
-                matmul_nn(g, v_t, ds, one, LOWER_OUT)
-            else:
-                matmul_nn(g, v_t, ds, one, FULL)
-            for i in range(L):  # dS = P ∘ (dP - Δ) · scale, Δ_i = g_i · out_i; causal: 0 past the diagonal
-                delta = dot(g[i], o_h[i], 0, Dv)
-                end = min(i - i % 4 + 4, S) if is_causal else S  # as far as the products below read
-                p_row, ds_row = p[i], ds[i]
-                for j in range(end):
-                    ds_row[j] = p_row[j] * (ds_row[j] - delta) * scale
-            if is_causal:
-                matmul_nn(g.T, p, dv_t, one, LOWER_B)  # dvᵀ = gᵀ P
-                matmul_nn(q_h.T, ds, dk_t, one, LOWER_B)  # dkᵀ = qᵀ dS
-                matmul_nn(ds, k_h, dq_h, one, LOWER_A)  # dq = dS k
-            else:
-                matmul_nn(g.T, p, dv_t, one, FULL)
-                matmul_nn(q_h.T, ds, dk_t, one, FULL)
-                matmul_nn(ds, k_h, dq_h, one, FULL)
-            transpose(dv_t, dv_h)
-            transpose(dk_t, dk_h)
-            _store_head(dv_h, dvf, dvs, b, h)
-            _store_head(dk_h, dkf, dks, b, h)
-            _store_head(dq_h, dqf, dqs, b, h)
-
-    return backward_loop
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _backward_loop(qf, qs, kf, ks, vf, vs, of, os_, gf, gs, D, Dv, probs, is_causal, scale, dqf, dqs, dkf, dks,
+                   dvf, dvs):
+    B, H, L, S = probs.shape
+    one = probs.dtype.type(1)
+    for bh in numba.prange(B * H):
+        b, h = bh // H, bh % H
+        q_h = np.empty((L, D), dtype=probs.dtype)
+        k_h = np.empty((S, D), dtype=probs.dtype)
+        v_t = np.empty((Dv, S), dtype=probs.dtype)
+        o_h = np.empty((L, Dv), dtype=probs.dtype)
+        g = np.empty((L, Dv), dtype=probs.dtype)
+        ds = np.empty((L, S), dtype=probs.dtype)
+        dv_t = np.empty((Dv, S), dtype=probs.dtype)
+        dk_t = np.empty((D, S), dtype=probs.dtype)
+        dq_h = np.empty((L, D), dtype=probs.dtype)
+        dv_h = np.empty((S, Dv), dtype=probs.dtype)
+        dk_h = np.empty((S, D), dtype=probs.dtype)
+        _load_head(qf, qs, b, h, q_h)
+        _load_head(kf, ks, b, h, k_h)
+        _load_head_transposed(vf, vs, b, h, v_t)
+        _load_head(of, os_, b, h, o_h)
+        _load_head(gf, gs, b, h, g)
+        p = probs[b, h]
+        if is_causal:  # ds = dP = g vᵀ (one call per mode: see 'Products' above)
+            matmul_nn(g, v_t, ds, one, LOWER_OUT)
+        else:
+            matmul_nn(g, v_t, ds, one, FULL)
+        for i in range(L):  # dS = P ∘ (dP - Δ) · scale, Δ_i = g_i · out_i; causal: 0 past the diagonal
+            delta = dot(g[i], o_h[i], 0, Dv)
+            end = min(i - i % 4 + 4, S) if is_causal else S  # as far as the products below read
+            p_row, ds_row = p[i], ds[i]
+            for j in range(end):
+                ds_row[j] = p_row[j] * (ds_row[j] - delta) * scale
+        if is_causal:
+            matmul_nn(g.T, p, dv_t, one, LOWER_B)  # dvᵀ = gᵀ P
+            matmul_nn(q_h.T, ds, dk_t, one, LOWER_B)  # dkᵀ = qᵀ dS
+            matmul_nn(ds, k_h, dq_h, one, LOWER_A)  # dq = dS k
+        else:
+            matmul_nn(g.T, p, dv_t, one, FULL)
+            matmul_nn(q_h.T, ds, dk_t, one, FULL)
+            matmul_nn(ds, k_h, dq_h, one, FULL)
+        transpose(dv_t, dv_h)
+        transpose(dk_t, dk_h)
+        _store_head(dv_h, dvf, dvs, b, h)
+        _store_head(dk_h, dkf, dks, b, h)
+        _store_head(dq_h, dqf, dqs, b, h)
 
 
 def _c_writable(a, dtype):
@@ -358,8 +348,8 @@ def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
     out = _by_position((B, H, L, Dv), dtype)
     probs = np.empty((B, H, L, S), dtype=dtype)  # every entry written (causal: 0 above the diagonal)
-    _forward_loop(has_padding, has_bias, bool(is_causal))(
-        *_heads(q), *_heads(k), *_heads(v), D, Dv, keep, bias, dtype.type(scale), *_heads(out, writeable=True), probs)
+    _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias, bool(is_causal),
+                  dtype.type(scale), *_heads(out, writeable=True), probs)
     return out, probs
 
 
@@ -367,8 +357,7 @@ def backward_numba(q, k, v, out, probs, grad_out, is_causal, scale):
     dtype = q.dtype
     probs = _c_writable(probs, dtype)
     dq, dk, dv = (_by_position(a.shape, dtype) for a in (q, k, v))
-    _backward_loop(bool(is_causal))(
-        *_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
-        *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs, dtype.type(scale),
-        *_heads(dq, True), *_heads(dk, True), *_heads(dv, True))
+    _backward_loop(*_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
+                   *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs, bool(is_causal),
+                   dtype.type(scale), *_heads(dq, True), *_heads(dk, True), *_heads(dv, True))
     return dq, dk, dv

@@ -37,7 +37,7 @@ OPS_SCRIPT = textwrap.dedent("""
     compiled = []
     if "numba" in sys.modules:
         from minigrad.kernels import attention, log_softmax, token_logprobs
-        loops = [*attention._LOOPS.values(), log_softmax._forward_rows,  # _LOOPS: the attention loops built
+        loops = [attention._forward_loop, attention._backward_loop, log_softmax._forward_rows,
                  log_softmax._backward_rows, token_logprobs._forward_rows, token_logprobs._backward_rows]
         compiled = [f.__name__ for f in loops if f.signatures]
     print(json.dumps({"mode": kernels.get_kernel_mode(), "compiled": compiled,
