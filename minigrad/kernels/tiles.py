@@ -1,4 +1,4 @@
-"""Matrix products and transposes for the numba kernels, on one (batch, head) slice.
+"""Matrix products for the numba kernels, on one (batch, head) slice.
 
 numba has no BLAS here (np.dot inside numba needs SciPy), so the attention
 kernels multiply with a loop of their own:
@@ -107,25 +107,3 @@ def matmul_nn(a, b, c, alpha, mode):
             ak, bk = alpha * a[i, k], b[k]
             for n in range(hi):
                 ci[n] += ak * bk[n]
-
-
-_BLOCK = 16  # square blocks with constant bounds: measured 2x faster than 8 x 8 or runtime bounds
-
-
-@numba.njit(cache=True)
-def transpose(src, dst):
-    """dst = src.T: whole 16 x 16 blocks first, then the edge strips."""
-    n, m = src.shape
-    n_full, m_full = n - n % _BLOCK, m - m % _BLOCK
-    for i0 in range(0, n_full, _BLOCK):
-        for j0 in range(0, m_full, _BLOCK):
-            for a in range(_BLOCK):
-                row = dst[j0 + a]
-                for b in range(_BLOCK):
-                    row[i0 + b] = src[i0 + b, j0 + a]
-    for i in range(n_full, n):  # the strips past the last whole block, copied whole
-        for j in range(m):
-            dst[j, i] = src[i, j]
-    for i in range(n_full):
-        for j in range(m_full, m):
-            dst[j, i] = src[i, j]
