@@ -1,0 +1,57 @@
+"""The attention kernels' products (`minigrad.kernels.tiles`): `matmul_tiled`, on its
+register tiles (`register_tile.py`) and on the fallback `matmul_nn`, against NumPy in
+every causal mode, at shapes that fill whole tiles, leave edges, or are smaller than
+one tile, with a non-contiguous `a`."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from minigrad.kernels.register_tile import TILE_COLS, TILE_ROWS  # noqa: E402
+from minigrad.kernels.tiles import FULL, LOWER_A, LOWER_B, LOWER_OUT, matmul_nn, matmul_tiled  # noqa: E402
+
+SHAPES = [  # (M, K, N)
+    (TILE_ROWS, 16, TILE_COLS),  # exactly one tile
+    (96, 16, 96), (96, 96, 16),  # TinyGPT's q kᵀ and P v: whole tiles
+    (79, 16, 79), (79, 79, 16), (17, 33, 40),  # edges: the last tiles shifted back
+    (3, 5, 7), (TILE_ROWS, 8, TILE_COLS - 1),  # smaller than a tile: matmul_nn
+]
+MODES = {"full": FULL, "lower_out": LOWER_OUT, "lower_a": LOWER_A, "lower_b": LOWER_B}
+TOLERANCE = {np.float32: 1e-4, np.float64: 1e-12}
+
+
+def _operands(rng, M, K, N, mode, dtype):
+    a = rng.standard_normal((K, M)).astype(dtype).T  # non-contiguous: the products read g.T and q.T
+    b = rng.standard_normal((K, N)).astype(dtype)
+    if mode == LOWER_A:
+        a = a * (np.arange(K)[None, :] <= np.arange(M)[:, None])  # a[i, k] = 0 for k > i, stored
+    if mode == LOWER_B:
+        b = b * (np.arange(N)[None, :] <= np.arange(K)[:, None])  # b[k, n] = 0 for n > k, stored
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_matmul_tiled_matches_numpy(shape, mode, dtype):
+    M, K, N = shape
+    a, b = _operands(np.random.default_rng(M * K + N), M, K, N, MODES[mode], dtype)
+    c = np.full((M, N), np.nan, dtype=dtype)  # every entry it must write starts as NaN
+    alpha = dtype(0.7)
+    matmul_tiled(a, b, c, alpha, MODES[mode])
+    expected = alpha * (a.astype(np.float64) @ b.astype(np.float64))
+    if MODES[mode] == LOWER_OUT:  # only c[i, n] with n <= i is promised
+        keep = np.arange(N)[None, :] <= np.arange(M)[:, None]
+        c, expected = np.where(keep, c, 0), np.where(keep, expected, 0)
+    assert np.abs(c - expected).max() <= TOLERANCE[dtype], f"{mode} {shape} {dtype.__name__}"
+
+
+def test_matmul_tiled_agrees_with_matmul_nn_in_float64():
+    """The two forms sum in different orders; in float64 they agree to rounding."""
+    rng = np.random.default_rng(1)
+    a, b = _operands(rng, 96, 96, 64, LOWER_A, np.float64)
+    tiled, rows = np.empty((96, 64)), np.empty((96, 64))
+    matmul_tiled(a, b, tiled, 1.0, LOWER_A)
+    matmul_nn(a, b, rows, 1.0, LOWER_A)
+    assert np.abs(tiled - rows).max() <= 1e-12
