@@ -120,7 +120,7 @@ def matmul_nn(a, b, c, alpha, mode):
 def matmul_tiled(a, b, c, alpha, mode):
     """What `matmul_nn` computes, in register tiles of TILE_ROWS x TILE_COLS entries of c
     (`register_tile.py`: about 3x faster), where c has at least that many rows and
-    columns (else `matmul_nn`). b and c need contiguous rows.
+    columns and b and c have contiguous rows (else `matmul_nn`).
 
     Tiles cover c in blocks; the last block of rows and of columns is shifted back
     to end at the edge of c, so that it never reaches past it (the entries it shares
@@ -130,7 +130,8 @@ def matmul_tiled(a, b, c, alpha, mode):
     up to the end of their rows, where they must hold stored zeros."""
     M, K = a.shape
     N = b.shape[1]
-    if M < TILE_ROWS or N < TILE_COLS:
+    rows_contiguous = b.strides[1] == b.itemsize and c.strides[1] == c.itemsize
+    if M < TILE_ROWS or N < TILE_COLS or not rows_contiguous:
         matmul_nn(a, b, c, alpha, mode)
         return
     for i0 in range(0, M, TILE_ROWS):

@@ -55,3 +55,14 @@ def test_matmul_tiled_agrees_with_matmul_nn_in_float64():
     matmul_tiled(a, b, tiled, 1.0, LOWER_A)
     matmul_nn(a, b, rows, 1.0, LOWER_A)
     assert np.abs(tiled - rows).max() <= 1e-12
+
+
+def test_matmul_tiled_takes_rows_that_are_not_contiguous():
+    """b or c with strided rows: the register tiles cannot read or write them, the
+    fallback does."""
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((16, 24))
+    b = rng.standard_normal((24, 64))[:, ::2]  # rows with a stride of 2 entries
+    c = np.full((16, 64), np.nan)[:, ::2]
+    matmul_tiled(a, b, c, 1.0, FULL)
+    assert np.abs(c - a @ b).max() <= 1e-12
