@@ -1,5 +1,5 @@
 """The attention kernels' products (`minigrad.kernels.tiles`): `matmul_tiled`, on its
-register tiles (`register_tile.py`) and on the fallback `matmul_nn`, against NumPy in
+register tiles (`register_tile.py`) and on the fallback `matmul_small`, against NumPy in
 every causal mode, at shapes that fill whole tiles, leave edges, or are smaller than
 one tile, with a non-contiguous `a`."""
 
@@ -9,13 +9,13 @@ import pytest
 pytest.importorskip("numba")
 
 from minigrad.kernels.register_tile import TILE_COLS, TILE_ROWS  # noqa: E402
-from minigrad.kernels.tiles import FULL, LOWER_A, LOWER_B, LOWER_OUT, matmul_nn, matmul_tiled  # noqa: E402
+from minigrad.kernels.tiles import FULL, LOWER_A, LOWER_B, LOWER_OUT, matmul_small, matmul_tiled  # noqa: E402
 
 SHAPES = [  # (M, K, N)
     (TILE_ROWS, 16, TILE_COLS),  # exactly one tile
     (96, 16, 96), (96, 96, 16),  # TinyGPT's q kᵀ and P v: whole tiles
     (79, 16, 79), (79, 79, 16), (17, 33, 40),  # edges: the last tiles shifted back
-    (3, 5, 7), (TILE_ROWS, 8, TILE_COLS - 1),  # smaller than a tile: matmul_nn
+    (3, 5, 7), (TILE_ROWS, 8, TILE_COLS - 1),  # smaller than a tile: matmul_small
 ]
 MODES = {"full": FULL, "lower_out": LOWER_OUT, "lower_a": LOWER_A, "lower_b": LOWER_B}
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-12}
@@ -47,13 +47,13 @@ def test_matmul_tiled_matches_numpy(shape, mode, dtype):
     assert np.abs(c - expected).max() <= TOLERANCE[dtype], f"{mode} {shape} {dtype.__name__}"
 
 
-def test_matmul_tiled_agrees_with_matmul_nn_in_float64():
+def test_matmul_tiled_agrees_with_matmul_small_in_float64():
     """The two forms sum in different orders; in float64 they agree to rounding."""
     rng = np.random.default_rng(1)
     a, b = _operands(rng, 96, 96, 64, LOWER_A, np.float64)
     tiled, rows = np.empty((96, 64)), np.empty((96, 64))
     matmul_tiled(a, b, tiled, 1.0, LOWER_A)
-    matmul_nn(a, b, rows, 1.0, LOWER_A)
+    matmul_small(a, b, rows, 1.0, LOWER_A)
     assert np.abs(tiled - rows).max() <= 1e-12
 
 
