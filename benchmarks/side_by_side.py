@@ -5,15 +5,14 @@
 
 After a warm-up block each, the workers take turns: a block of `block` steps from
 the first, then from the second, and so on, `rounds` times, so drifting machine
-load hits them alike. The first step of each block is not timed: it pays for
-cold caches and for the previous worker's threads, which a loop running one
-implementation does not see.
-
-With `settle_s`, each turn starts with untimed steps until that many seconds
-have passed (at least one), then times `block - 1`. The op benchmarks need it:
-their calls take a few ms, less than torch's OpenMP threads keep spinning after
-torch's last call (GNU OpenMP's default wait policy), and those spinning threads
-hold both cores while the next worker runs. Measured at TinyGPT size
+load hits them alike. Each turn starts with untimed steps, at least one and
+until `settle_s` seconds have passed, then times `block - 1`: the untimed ones
+pay for cold caches and for the previous worker's threads, which a loop running
+one implementation does not see. The op benchmarks settle for 30 ms
+(`OP_SETTLE_S`; the DPO step needs no more than its one untimed step): their
+calls take a few ms, less than torch's OpenMP threads keep spinning after torch's
+last call (GNU OpenMP's default wait policy), and those spinning threads hold both
+cores while the next worker runs. Measured at TinyGPT size
 (`benchmarks.kernels` attention, 2 cores), the median of each of the five calls
 of a turn: numba after torch's turn 6.2, 4.6, 3.4, 2.7, 2.7 ms; numba after the
 NumPy reference's turn 3.6, 2.9, 2.7, 2.7, 2.7 ms. Dropping only the first call
@@ -94,18 +93,15 @@ class SideBySide:
     def info(self, name: str) -> dict:
         return self.workers[name].info
 
-    def interleaved(self, rounds: int = 8, block: int = 6, warmup: int = 3, settle_s: float | None = None) -> dict:
+    def interleaved(self, rounds: int = 8, block: int = 6, warmup: int = 3, settle_s: float = 0.0) -> dict:
         """{name: [seconds of each timed step]}: (block - 1) steps per worker per round, after
-        one untimed step, or after untimed steps for `settle_s` seconds (see the module text)."""
+        untimed steps for `settle_s` seconds, at least one (see the module text)."""
         for worker in self.workers.values():
             worker.steps(warmup)
         times = {name: [] for name in self.workers}
         for _ in range(rounds):
             for name, worker in self.workers.items():
-                if settle_s is None:
-                    times[name].extend(worker.steps(block)[1:])
-                else:
-                    times[name].extend(worker.steps(block - 1, settle_s))
+                times[name].extend(worker.steps(block - 1, settle_s))
         return times
 
     def memory(self, name: str) -> dict:
