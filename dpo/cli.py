@@ -23,6 +23,7 @@ from .batching import truncation_note
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
+from .lora import LoraError
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
 from .metrics import plot_metrics, read_metrics
 
@@ -146,6 +147,22 @@ def _add_training(p, sft_only=False):
                    help="SFT warm-up steps before DPO when no --init is given (default 60)")
 
 
+def _module_names(text):
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated module names, got {text!r}")
+    return names
+
+
+def _add_lora(p):
+    g = p.add_argument_group("LoRA (train only low-rank adapters; the reference is the model with them off)")
+    g.add_argument("--lora-r", type=_positive_int, default=None, help="adapter rank; enables LoRA (default: off)")
+    g.add_argument("--lora-alpha", type=_positive_float, default=None, help="scale alpha / r (default 16)")
+    g.add_argument("--lora-dropout", type=_fraction, default=None, help="dropout on the adapter input (default 0)")
+    g.add_argument("--lora-target-modules", type=_module_names, default=None, metavar="NAME[,NAME...]",
+                   help="Linear layers to adapt, by name suffix (default: the architecture's, qkv for TinyGPT)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m dpo", description=(
         "Direct Preference Optimization on a tiny GPT, on minigrad (NumPy + numba) or PyTorch."))
@@ -164,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(sft)
     _add_data(sft)
     _add_training(sft, sft_only=True)
+    _add_lora(sft)
     sft.add_argument("--out", metavar="DIR", required=True, help="output folder")
 
     train = commands.add_parser("train", help="DPO training",
@@ -172,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(train)
     _add_data(train)
     _add_training(train)
+    _add_lora(train)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CKPT", default=None,
                        help="start policy and reference from this checkpoint (e.g. from `sft`)")
@@ -225,12 +244,19 @@ def _pairs(args, max_len):
 CONFIG_OPTIONS = {"batch_size": "batch_size", "lr": "lr", "beta": "beta", "loss_type": "loss_type",
                   "loss_weights": "loss_weights", "label_smoothing": "label_smoothing", "epochs": "epochs",
                   "max_steps": "max_steps", "eval_fraction": "eval_fraction", "sft_steps": "sft_steps",
-                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps"}
+                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps",
+                  "lora_r": "lora_r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
+                  "lora_target_modules": "lora_target_modules"}
 
 
 def _config(args, base: DPOConfig | None = None) -> DPOConfig:
     """`base` (default DPOConfig()) with the options given on the command line put in."""
     values = (base or DPOConfig()).to_dict()
+    lora_options = ("lora_alpha", "lora_dropout", "lora_target_modules")
+    if getattr(args, "lora_r", None) is None and not values["lora_r"]:
+        given = [option for option in lora_options if getattr(args, option, None) is not None]
+        if given:
+            raise UsageError(f"--{given[0].replace('_', '-')} needs --lora-r (LoRA is off without a rank)")
     mapping = dict(CONFIG_OPTIONS, lr="sft_lr" if args.command == "sft" else "lr")
     for option, field in mapping.items():
         value = getattr(args, option, None)
@@ -245,11 +271,15 @@ def _config(args, base: DPOConfig | None = None) -> DPOConfig:
 
 
 def _model_from_checkpoint(path, backend):
+    """(model, config, checkpoint); a checkpoint holding LoRA adapters gives the model with them applied."""
+    from .lora import apply_lora, is_adapter_name
     from .model import TinyGPT
 
     checkpoint = load_checkpoint(path)
     config = DPOConfig.from_dict(checkpoint.config)
     model = TinyGPT(config.model, backend=backend)
+    if any(is_adapter_name(name) for name in checkpoint.weights):
+        apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules)
     model.load_weights(checkpoint.weights)
     return model, config, checkpoint
 
@@ -282,6 +312,11 @@ def cmd_sft(args):
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
     path = os.path.join(args.out, "sft.safetensors")
+    if config.lora_r:  # the adapter alone in PEFT's format, and the merged model for `train --init`
+        from .lora import merge_lora, save_adapter
+
+        print(f"wrote the LoRA adapter to {save_adapter(policy, os.path.join(args.out, 'adapter'))}")
+        merge_lora(policy)
     save_checkpoint(path, policy, config, step=len(losses))
     print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {path}")
     return 0
@@ -289,6 +324,7 @@ def cmd_sft(args):
 
 def cmd_train(args):
     from .evaluation import evaluate_margins, margin_table
+    from .lora import has_lora, merge_lora
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
     backend = _backend(args)
@@ -298,6 +334,8 @@ def cmd_train(args):
         config = _config(args)
     if args.init:
         init_model, _, _ = _model_from_checkpoint(args.init, backend)
+        if has_lora(init_model):  # a LoRA run's checkpoint: its adapters become part of the starting weights
+            merge_lora(init_model)
         if init_model.config != config.model:
             config = DPOConfig.from_dict({**config.to_dict(), "model": init_model.config.to_dict()})
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
@@ -311,7 +349,10 @@ def cmd_train(args):
         losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
                                  batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)
         print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-        reference.load_weights(policy.export_weights())
+        if has_lora(policy):  # fold the warm-up's adapters into the shared weights: reference = warmed-up policy
+            merge_lora(policy, unload=False)
+        else:
+            reference.load_weights(policy.export_weights())
     freeze(reference)
     os.makedirs(args.out, exist_ok=True)
     save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
@@ -329,7 +370,8 @@ def cmd_train(args):
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
     metrics_path = os.path.join(args.out, "metrics.jsonl")
-    print(f"wrote {result.checkpoint}, {metrics_path}")
+    adapter = f", {os.path.join(args.out, 'adapter')} (PEFT LoRA adapter)" if has_lora(policy) else ""
+    print(f"wrote {result.checkpoint}, {metrics_path}{adapter}")
     _write_plot(args.out, read_metrics(metrics_path))  # the whole run, also when it was resumed
     return 0
 
@@ -379,7 +421,7 @@ def main(argv=None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError) as error:
+    except (PreferenceDataError, CheckpointError, LoraError, FileNotFoundError, IsADirectoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:

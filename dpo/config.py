@@ -25,6 +25,9 @@ class DPOConfig:
     step; epochs over the train split, or max_steps if set.
     Data: max_len tokens per row; eval_fraction held out (seeded).
     SFT warm-up: sft_steps of next-token training on prompt + chosen at sft_lr.
+    LoRA (see dpo.lora): lora_r > 0 trains only rank-lora_r adapters (scale lora_alpha / lora_r,
+    dropout lora_dropout) on the Linear layers named by lora_target_modules (None: the
+    architecture's default); the reference is the same model with its adapters off. 0: full training.
     """
 
     model: GPTConfig = dataclasses.field(default_factory=GPTConfig)
@@ -46,6 +49,10 @@ class DPOConfig:
     checkpoint_every: int = 0
     sft_steps: int = 60
     sft_lr: float = 3e-3
+    lora_r: int = 0
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_target_modules: list | None = None
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -81,6 +88,12 @@ class DPOConfig:
                 f"DPOConfig.loss_options: unknown option(s) {', '.join(unknown)}; known: {', '.join(LOSS_OPTION_NAMES)}"
             )
         self._check_loss_choice()
+        positive("lora_r", integer=True, allow_zero=True)
+        if self.lora_r:
+            from .lora import check_lora_settings
+
+            check_lora_settings(self.lora_r, self.lora_alpha, self.lora_dropout, self.lora_target_modules,
+                                where="DPOConfig.lora_")
 
     def _check_loss_choice(self):
         """The loss type(s), weights and options checked as `dpo_loss` will check them, so a

@@ -57,29 +57,32 @@ class LoraError(ValueError):
 # ---- settings ---------------------------------------------------------------------------------
 def check_lora_settings(r, alpha, dropout, target_modules, where="apply_lora"):
     """The settings as (r, alpha, dropout, targets), or a one-line LoraError naming the bad one.
-    targets: a list of names, a regex string, or None (the architecture's default)."""
+    targets: a list of names, a regex string, or None (the architecture's default).
+    Messages read "<where>: r must ..." or, when `where` ends with "_" or ".", "<where>r must ..."."""
+    def name(n):
+        return f"{where}{n}" if where.endswith(("_", ".")) else f"{where}: {n}"
+
     if not isinstance(r, (int, np.integer)) or isinstance(r, bool) or r <= 0:
-        raise LoraError(f"{where}: r must be a positive int, got {r!r}")
+        raise LoraError(f"{name('r')} must be a positive int, got {r!r}")
     ok = isinstance(alpha, (int, float, np.number)) and not isinstance(alpha, bool) and math.isfinite(alpha)
     if not ok or alpha <= 0:
-        raise LoraError(f"{where}: alpha must be a positive number, got {alpha!r}")
+        raise LoraError(f"{name('alpha')} must be a positive number, got {alpha!r}")
     ok = isinstance(dropout, (int, float, np.number)) and not isinstance(dropout, bool)
     if not ok or not 0.0 <= dropout < 1.0:
-        raise LoraError(f"{where}: dropout must be a number in [0, 1), got {dropout!r}")
+        raise LoraError(f"{name('dropout')} must be a number in [0, 1), got {dropout!r}")
     if target_modules is not None:
         if isinstance(target_modules, str):
-            if not target_modules:
-                raise LoraError(f"{where}: target_modules is an empty string")
             try:
                 re.compile(target_modules)
             except re.error as error:
-                raise LoraError(f"{where}: target_modules {target_modules!r} is not a regular expression "
+                raise LoraError(f"{name('target_modules')} {target_modules!r} is not a regular expression "
                                 f"({error})") from None
-        else:
-            names = list(target_modules) if isinstance(target_modules, (list, tuple, set)) else None
-            if not names or not all(isinstance(n, str) and n for n in names):
-                raise LoraError(f"{where}: target_modules must be a non-empty list of module names "
-                                f"or a regex string, got {target_modules!r}")
+        names = [target_modules] if isinstance(target_modules, str) else (
+            list(target_modules) if isinstance(target_modules, (list, tuple, set)) else None)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise LoraError(f"{name('target_modules')} must be a non-empty list of module names "
+                            f"or a regex string, got {target_modules!r}")
+        if not isinstance(target_modules, str):
             target_modules = sorted(set(names))
     return int(r), alpha, float(dropout), target_modules
 

@@ -23,6 +23,7 @@ from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, s
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .logprobs import sequence_log_prob
+from .lora import adapters_off, apply_lora, has_lora, save_adapter, trainable_parameters
 from .losses import RunningMean, dpo_loss
 from .metrics import MetricsLog
 from .model import GPTConfig, TinyGPT
@@ -55,7 +56,10 @@ def build_models(config: DPOConfig | GPTConfig | None = None, backend=None, seed
                  weights: dict | None = None):
     """(policy, reference): two TinyGPTs with identical weights on `backend`
     (default numpy); the reference frozen. Weights come from `weights` if given,
-    else from the NumPy initialisation with `seed` (default: the config's seed)."""
+    else from the NumPy initialisation with `seed` (default: the config's seed).
+    With config.lora_r > 0 the policy gets LoRA adapters (only they train) and the
+    reference is the same model with its adapters off (`dpo.lora.adapters_off`):
+    one copy of the weights."""
     config = config or DPOConfig()
     model_config = config.model if isinstance(config, DPOConfig) else config
     if seed is None:
@@ -63,6 +67,9 @@ def build_models(config: DPOConfig | GPTConfig | None = None, backend=None, seed
     policy = TinyGPT(model_config, seed=seed, backend=backend)
     if weights is not None:
         policy.load_weights(weights)
+    if isinstance(config, DPOConfig) and config.lora_r:
+        apply_lora(policy, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_target_modules, seed)
+        return policy, adapters_off(policy)
     reference = TinyGPT(model_config, seed=seed, backend=backend)
     reference.load_weights(policy.export_weights())
     return policy, freeze(reference)
@@ -96,7 +103,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
     if steps == 0:
         return []
     model.train()
-    optimizer = backend.optimizer("adamw", model.parameters(), lr=lr, weight_decay=0.0)
+    optimizer = backend.optimizer("adamw", trainable_parameters(model), lr=lr, weight_decay=0.0)
     losses, step, epoch = [], 0, 0
     with Progress(steps, "sft") as bar:
         while step < steps:
@@ -107,7 +114,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
                     raise TrainingDiverged(f"SFT warm-up step {step + 1}: the loss is {value}")
                 optimizer.zero_grad()
                 loss.backward()
-                backend.clip_grad_norm_(model.parameters(), max_grad_norm)
+                backend.clip_grad_norm_(trainable_parameters(model), max_grad_norm)
                 optimizer.step()
                 losses.append(value)
                 step += 1
@@ -207,7 +214,7 @@ def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=N
                                                                      step)
     optimizer.zero_grad()
     loss.backward()
-    grad_norm = backend.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+    grad_norm = backend.clip_grad_norm_(trainable_parameters(policy), config.max_grad_norm)
     if not math.isfinite(grad_norm):
         raise TrainingDiverged(f"DPO step {step}: the gradient norm is {grad_norm}; stopped before updating")
     lr = optimizer.param_groups[0]["lr"]
@@ -286,7 +293,9 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     config.eval_fraction of `pairs`. With `out_dir`: metrics to out_dir/metrics.jsonl
     and a checkpoint out_dir/checkpoint.safetensors every config.checkpoint_every
     steps and at the end. `resume_from` continues from such a checkpoint (same data,
-    same config) and reaches the same result as an uninterrupted run. `on_log(row)`
+    same config) and reaches the same result as an uninterrupted run. A LoRA policy
+    (see build_models) trains only its adapters and, with `out_dir`, also writes them
+    to out_dir/adapter in PEFT's format. `on_log(row)`
     sees every metrics row. A non-finite loss raises TrainingDiverged naming the step;
     the last checkpoint written stays as it was.
     """
@@ -306,7 +315,8 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     policy.train()
-    optimizer = backend.optimizer("adamw", policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = backend.optimizer("adamw", trainable_parameters(policy), lr=config.lr,
+                                  weight_decay=config.weight_decay)
     scheduler = backend.lambda_lr(optimizer, warmup_factor(config.warmup_steps))
     bco_state = RunningMean() if "bco_pair" in np.atleast_1d(config.loss_type) else None
 
@@ -372,5 +382,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                                                                      ref_logps=eval_ref_cache)})
             epoch += 1
     save()
+    if out_dir and has_lora(policy):
+        save_adapter(policy, os.path.join(out_dir, "adapter"))  # PEFT's format, beside the checkpoint
     truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len)
     return TrainResult(history, step, pairs, eval_pairs, written, truncated)
