@@ -19,6 +19,7 @@ from .demo import run_demo
 from .evaluation import evaluate_margins, margin_table
 from .generation import generate
 from .logprobs import sequence_log_prob
+from .lora import adapters_off, apply_lora, disable_adapters, load_adapter, merge_lora, save_adapter
 from .losses import dpo_loss
 from .model import GPTConfig, TinyGPT, init_weights
 from .tokenizer import InstructionTokenizer
@@ -29,4 +30,5 @@ __all__ = [
     "init_weights", "DPOConfig", "build_models", "freeze", "warmup_pretrain", "sequence_log_prob", "dpo_loss",
     "train_dpo", "TrainingDiverged", "evaluate_margins", "margin_table", "generate", "run_demo",
     "PreferenceBatch", "collate", "iterate_batches", "split_train_eval", "save_checkpoint", "load_checkpoint",
+    "apply_lora", "merge_lora", "disable_adapters", "adapters_off", "save_adapter", "load_adapter",
 ]

@@ -364,3 +364,21 @@ def test_cli_bad_lora_options(command, argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert status == EXIT_USAGE, err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_dropout_acts_on_the_adapter_input_in_training_only(name):
+    be = backend(name)
+    model = TinyGPT(SMALL, backend=be)
+    apply_lora(model, r=2, dropout=0.5, target_modules=["qkv"])
+    random_adapters(model)
+    ids, _ = batch(np.random.default_rng(5))
+    model.eval()
+    evaluated = logits(model, ids)
+    np.testing.assert_array_equal(logits(model, ids), evaluated)  # no randomness in eval mode
+    model.train()
+    be.manual_seed(0)
+    trained = logits(model, ids)
+    assert np.abs(trained - evaluated).max() > 1e-6
+    with disable_adapters(model):  # dropout sits only on the adapter path
+        np.testing.assert_array_equal(logits(model, ids), logits(adapters_off(model), ids))
