@@ -382,3 +382,23 @@ def test_dropout_acts_on_the_adapter_input_in_training_only(name):
     assert np.abs(trained - evaluated).max() > 1e-6
     with disable_adapters(model):  # dropout sits only on the adapter path
         np.testing.assert_array_equal(logits(model, ids), logits(adapters_off(model), ids))
+
+
+def test_lora_run_resumed_equals_uninterrupted(tmp_path):
+    be = backend("numpy")
+    config = DPOConfig(model=SMALL, lora_r=2, lora_target_modules=["qkv", "fc1"], max_steps=2, batch_size=4, lr=1e-2,
+                       checkpoint_every=1)
+    pairs = make_preferences()[:8]
+    policy, reference = build_models(config, backend=be)
+    train_dpo(policy, reference, pairs, config, out_dir=str(tmp_path / "whole"))
+
+    first = DPOConfig(**{**config.to_dict(), "max_steps": 1})
+    partial, partial_reference = build_models(first, backend=be)
+    train_dpo(partial, partial_reference, pairs, first, out_dir=str(tmp_path / "cut"))
+    resumed, resumed_reference = build_models(config, backend=be)
+    train_dpo(resumed, resumed_reference, pairs, config, out_dir=str(tmp_path / "cut"),
+              resume_from=str(tmp_path / "cut" / "checkpoint.safetensors"))
+    expected, got = adapter_state(policy), adapter_state(resumed)
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
+    assert np.abs(expected["blocks.0.fc1.lora_B.weight"]).max() > 0  # it trained
