@@ -87,15 +87,30 @@ def check_lora_settings(r, alpha, dropout, target_modules, where="apply_lora"):
     return int(r), alpha, float(dropout), target_modules
 
 
+ARCHITECTURES = {"GPT2LMHeadModel": "gpt2", "LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
+
+
+def _config_value(config, key):
+    """config[key] for a dict, config.key for an object, or its raw config.json dict's entry."""
+    if isinstance(config, dict):
+        return config.get(key)
+    value = getattr(config, key, None)
+    raw = getattr(config, "raw", None)
+    return raw.get(key) if value is None and isinstance(raw, dict) else value
+
+
 def _model_type(model) -> str | None:
-    """"tinygpt", or the Hugging Face model_type of a pretrained model's config (dict or object)."""
+    """"tinygpt", or the Hugging Face model_type of a pretrained model (its config's
+    model_type, else its architecture class name)."""
     from .model import GPTConfig
 
     config = getattr(model, "config", None)
     if isinstance(config, GPTConfig):
         return "tinygpt"
-    value = config.get("model_type") if isinstance(config, dict) else getattr(config, "model_type", None)
-    return value if isinstance(value, str) else None
+    value = _config_value(config, "model_type") if config is not None else None
+    if not isinstance(value, str):
+        value = ARCHITECTURES.get(getattr(model, "architecture", None)) or ARCHITECTURES.get(type(model).__name__)
+    return value
 
 
 def default_target_modules(model) -> list:
@@ -366,12 +381,11 @@ def write_adapter(directory, tensors: dict, config: dict) -> None:
 
 
 def _name_or_path(model):
-    config = getattr(model, "config", None)
-    for source in (model, config):
-        for key in ("name_or_path", "_name_or_path"):
-            value = source.get(key) if isinstance(source, dict) else getattr(source, key, None)
-            if isinstance(value, str) and value:
-                return value
+    """The folder a pretrained model was loaded from, where it says."""
+    for value in (getattr(model, "source_folder", None), getattr(model, "name_or_path", None),
+                  _config_value(getattr(model, "config", None) or {}, "_name_or_path")):
+        if isinstance(value, (str, os.PathLike)) and os.fspath(value):
+            return os.fspath(value)
     return None
 
 
