@@ -349,10 +349,7 @@ def cmd_train(args):
         losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
                                  batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)
         print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-        if has_lora(policy):  # fold the warm-up's adapters into the shared weights: reference = warmed-up policy
-            merge_lora(policy, unload=False)
-        else:
-            reference.load_weights(policy.export_weights())
+        reference.load_weights(policy.export_weights())
     freeze(reference)
     os.makedirs(args.out, exist_ok=True)
     save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)

@@ -297,8 +297,8 @@ def merge_lora(model, unload: bool = True):
 class AdaptersOff(ModelDefinition):
     """The DPO reference of a LoRA policy: the same model, run with its adapters
     disabled and in eval mode. It holds no weights of its own (no second copy):
-    `load_weights` loads base weights into the shared model, and `export_weights`
-    gives the base weights (the adapters left out)."""
+    `export_weights` gives the shared base weights (the adapters left out), and
+    `load_weights` writes into the shared model (see there)."""
 
     def __init__(self, model):
         super().__init__()
@@ -330,13 +330,26 @@ class AdaptersOff(ModelDefinition):
         return {k: v for k, v in self.model.export_weights().items() if not is_adapter_name(k)}
 
     def load_weights(self, arrays: dict, strict: bool = True):
+        """Make this reference the model with `arrays` (named as the policy's export_weights):
+        the base weights go into the shared model, and adapter weights, where given, are
+        folded into them (W + (alpha/r)·B·A) while the model's adapters restart from them
+        with B = 0. So `reference.load_weights(policy.export_weights())`, the warm-up
+        idiom, makes the reference equal to the policy and leaves the policy's outputs
+        as they were. strict: the base names must be exactly the model's."""
+        adapters = {k: v for k, v in arrays.items() if is_adapter_name(k)}
         base = {k: v for k, v in arrays.items() if not is_adapter_name(k)}
         if strict:
             expected = set(self.export_weights())
             missing, unexpected = sorted(expected - set(base)), sorted(set(base) - expected)
             if missing or unexpected:
-                raise LoraError(f"AdaptersOff.load_weights: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        return self.model.load_weights(base, strict=False)
+                what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+                raise LoraError(f"AdaptersOff.load_weights: the weights do not fit {type(self.model).__name__}: "
+                                f"{what} ({len(missing)} missing, {len(unexpected)} unexpected)")
+        result = self.model.load_weights(base, strict=False)
+        if adapters:
+            load_adapter_state(self.model, adapters, source="AdaptersOff.load_weights")
+            merge_lora(self.model, unload=False)
+        return result
 
 
 def adapters_off(model) -> AdaptersOff:

@@ -183,6 +183,25 @@ def test_merge_keeping_adapters_resets_them():
     np.testing.assert_allclose(logits(adapters_off(model), ids), adapted, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_reference_loading_the_policy_folds_its_adapters(name):
+    """The warm-up idiom `reference.load_weights(policy.export_weights())`: the reference
+    becomes the policy, whose outputs stay as they were."""
+    be = backend(name)
+    policy, reference = build_models(DPOConfig(model=SMALL, lora_r=2, lora_target_modules=["qkv", "fc2"]), backend=be)
+    random_adapters(policy)  # as a LoRA warm-up leaves them
+    ids, mask = batch(np.random.default_rng(6))
+    warmed = logits(policy, ids, mask)
+    assert np.abs(logits(reference, ids, mask) - warmed).max() > 1e-3
+    reference.load_weights(policy.export_weights())
+    np.testing.assert_allclose(logits(reference, ids, mask), warmed, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(logits(policy, ids, mask), warmed, rtol=0, atol=1e-10)
+    assert all(not v.any() for k, v in adapter_state(policy).items() if "lora_B" in k)
+    with pytest.raises(LoraError, match=r"AdaptersOff.load_weights: the weights do not fit TinyGPT: missing "
+                                        r"tok.weight \(1 missing, 0 unexpected\)"):
+        reference.load_weights({k: v for k, v in policy.export_weights().items() if k != "tok.weight"})
+
+
 # ---- training -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", BACKENDS)
 def test_dpo_step_changes_only_the_adapters(name, tmp_path):
