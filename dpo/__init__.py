@@ -17,8 +17,8 @@ from .config import DPOConfig
 from .data import PreferencePair, load_preferences, make_preferences
 from .demo import run_demo
 from .evaluation import evaluate_margins, margin_table
-from .hf_tokenizer import HFTokenizer, load_tokenizer
 from .generation import generate
+from .hf_tokenizer import HFTokenizer, load_tokenizer
 from .logprobs import sequence_log_prob
 from .losses import dpo_loss
 from .model import GPTConfig, TinyGPT, init_weights

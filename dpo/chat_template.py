@@ -31,7 +31,7 @@ class ChatTemplateError(ValueError):
 
 
 def _environment():
-    jinja2 = require("jinja2")
+    require("jinja2")
     import jinja2.ext
     import jinja2.sandbox
 
@@ -77,7 +77,8 @@ class ChatTemplate:
         try:
             self._template = env.from_string(source)
         except self._jinja2.exceptions.TemplateSyntaxError as error:
-            raise ChatTemplateError(f"chat template has a syntax error at line {error.lineno}: {error.message}") from None
+            raise ChatTemplateError(f"chat template has a syntax error at line {error.lineno}: "
+                                    f"{error.message}") from None
 
     def render(self, messages, add_generation_prompt: bool = False, tools=None, documents=None, **kwargs) -> str:
         """The text of `messages` (a list of {"role", "content", ...} mappings)."""

@@ -10,7 +10,8 @@ Row formats, with TRL's names:
     conversational  {"prompt": [{"role": "user", "content": "2 + 3?"}],
                      "chosen": [{"role": "assistant", "content": "5"}], "rejected": [...]}
     implicit prompt {"chosen": "Q: 2 + 3? A: 5", "rejected": "Q: 2 + 3? A: 6"}   (text or conversations)
-    hh-rlhf         {"chosen": "\\n\\nHuman: 2 + 3?\\n\\nAssistant: 5", "rejected": "\\n\\nHuman: 2 + 3?\\n\\nAssistant: 6"}
+    hh-rlhf         {"chosen": "\\n\\nHuman: 2 + 3?\\n\\nAssistant: 5",
+                     "rejected": "\\n\\nHuman: 2 + 3?\\n\\nAssistant: 6"}
     ultrafeedback   {"prompt": "2 + 3?", "chosen": [user, assistant, ...], "rejected": [user, assistant, ...],
                      "messages": [...], "score_chosen": 8.0, "prompt_id": "..."}
 
@@ -106,7 +107,8 @@ def _json_array_rows(name):
         try:
             row, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as error:
-            raise FileFormatError(f"{name}:{error.lineno}", f"invalid JSON at column {error.colno}: {error.msg}") from None
+            raise FileFormatError(f"{name}:{error.lineno}",
+                                  f"invalid JSON at column {error.colno}: {error.msg}") from None
         yield str(line), line, row
         pos = spaces.match(text, pos).end()
         if text.startswith(",", pos):
