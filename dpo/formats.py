@@ -227,3 +227,27 @@ def normalize_row(row) -> tuple[str, object, object, object]:
 def _full_conversation(value) -> bool:
     """A conversation that holds its own prompt: a list of messages with a user turn in it."""
     return is_messages(value) and any(isinstance(m, Mapping) and m.get("role") == "user" for m in value)
+
+
+def read_messages(value: str) -> list[dict]:
+    """A conversation prompt from a JSON text or a file holding one (`generate --messages`): a list of
+    {"role", "content"} messages ending with a user turn. Raises ValueError with one line saying what is wrong."""
+    from .tokenizer import conversation_problem
+
+    text, where = value, "--messages"
+    if not value.lstrip().startswith(("[", "{")):
+        if not os.path.isfile(value):
+            raise ValueError(f"--messages: {value!r} is neither JSON nor a file")
+        where = value
+        with open(value, encoding="utf-8-sig") as file:
+            text = file.read()
+    try:
+        messages = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+    if isinstance(messages, Mapping) and "messages" in messages:
+        messages = messages["messages"]
+    problem = conversation_problem(messages)
+    if problem is not None:
+        raise ValueError(f"{where}: messages{problem[0]} {problem[1]}")
+    return [dict(m) for m in messages]

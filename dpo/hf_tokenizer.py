@@ -94,6 +94,10 @@ class HFTokenizer:
                                        "to pad batches with")
         return pad
 
+    @property
+    def has_chat_template(self) -> bool:
+        return self.chat_template is not None
+
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """The ids of `text`; `add_special_tokens` applies the post-processor (e.g. a BOS)."""
         if not isinstance(text, str):

@@ -112,6 +112,7 @@ class InstructionTokenizer:
     pad_token_id = PAD
     eos_token_id = EOC
     bos_token_id = None
+    has_chat_template = True  # its conversation rendering
 
     def encode(self, text: str) -> list[int]:
         """The UTF-8 bytes of `text` (no markers): `encode_text`."""
