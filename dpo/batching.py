@@ -208,7 +208,7 @@ def _collate_trl(examples, max_len, names, pad_id, vocab_size, max_length, trunc
         attention_mask=attention_mask,
         targets=targets,
         prompt_lengths=np.array([len(s) - sum(s) for _, s in rows], dtype=np.int64),
-        completion_lengths=np.array([sum(s) for _, s in rows], dtype=np.int64),
+        completion_lengths=np.array([sum(s[1:]) for _, s in rows], dtype=np.int64),  # = targets scored per row
         truncated=int(truncated),
     )
 
