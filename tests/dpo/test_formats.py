@@ -114,7 +114,8 @@ BAD = [
 @pytest.mark.parametrize("row, field, problem", BAD)
 def test_bad_row_names_file_line_field_and_the_format_it_looks_like(tmp_path, row, field, problem):
     path = write(tmp_path, [ROWS["standard"], row], "jsonl")
-    with pytest.raises(PreferenceDataError, match=f'^{re.escape(str(path))}:2: field "{field}" {problem}') as info:
+    where = f'^{re.escape(str(path))}:2: field "{re.escape(field)}" '
+    with pytest.raises(PreferenceDataError, match=where + problem) as info:
         load_preferences(path)
     assert "\n" not in str(info.value)
 
