@@ -8,12 +8,13 @@
 What is read, as transformers reads it:
 - `tokenizer.json`: the `tokenizers` pipeline (model, pre-tokenizer, post-processor, added tokens);
 - `tokenizer_config.json`: the named special tokens (`bos_token`, `eos_token`, `pad_token`, ...; a
-  string or an {"content": ...} object), `add_bos_token` / `add_eos_token` and `chat_template` (a
-  string, or a list of {"name", "template"} of which "default" is used). When `add_bos_token` or
-  `add_eos_token` is given, or tokenizer.json has no post-processor, the post-processor becomes
-  `[bos] $A [eos]` with those flags (default off), as transformers does;
-- `chat_template.jinja` (transformers' own file for the template) when tokenizer_config.json has none;
-  `special_tokens_map.json` for special tokens tokenizer_config.json does not name.
+  string or an {"content": ...} object) and `chat_template` (a string, or a list of {"name",
+  "template"} of which "default" is used). Its `add_bos_token` / `add_eos_token` are ignored, as
+  transformers' generic fast tokenizer ignores them when tokenizer.json is present: which special
+  tokens plain text gets is the post-processor's business;
+- `chat_template.jinja` (transformers' own file for the template), which takes priority over
+  tokenizer_config.json's entry, as in transformers; `special_tokens_map.json` for special tokens
+  tokenizer_config.json does not name.
 
 Rendering a conversation is `encode(template.render(...), add_special_tokens=False)`, so a template
 that writes the BOS itself does not get a second one. The padding id is the pad token's, else
@@ -43,21 +44,13 @@ class HFTokenizer:
     """A `tokenizers.Tokenizer` plus its special tokens and chat template (see the module docstring)."""
 
     def __init__(self, tokenizer, special_tokens: dict | None = None, chat_template: str | None = None,
-                 name: str = "", add_bos_token: bool | None = None, add_eos_token: bool | None = None):
-        tokenizers = require("tokenizers")
+                 name: str = ""):
         self._tok = tokenizer
         self.name = name
         self.special_tokens = {k: v for k, v in (special_tokens or {}).items() if k in SPECIAL_TOKEN_NAMES and v}
         for key, token in self.special_tokens.items():
             if tokenizer.token_to_id(token) is None:
                 raise TokenizerFolderError(f"{name or 'tokenizer'}: {key} {token!r} is not in the vocabulary")
-        if add_bos_token is not None or add_eos_token is not None or tokenizer.post_processor is None:
-            bos = self.special_tokens.get("bos_token") if add_bos_token else None
-            eos = self.special_tokens.get("eos_token") if add_eos_token else None
-            single = " ".join([f"{bos}:0"] * bool(bos) + ["$A:0"] + [f"{eos}:0"] * bool(eos))
-            pair = single + " " + " ".join([f"{bos}:1"] * bool(bos) + ["$B:1"] + [f"{eos}:1"] * bool(eos))
-            tokenizer.post_processor = tokenizers.processors.TemplateProcessing(
-                single=single, pair=pair, special_tokens=[(t, tokenizer.token_to_id(t)) for t in (bos, eos) if t])
         self.chat_template = ChatTemplate(chat_template, self.special_tokens) if chat_template else None
         self._fingerprint = None
 
@@ -167,13 +160,13 @@ def _read_json(path, folder):
 
 
 def _chat_template(config, folder):
+    if os.path.isfile(os.path.join(folder, "chat_template.jinja")):
+        with open(os.path.join(folder, "chat_template.jinja"), encoding="utf-8") as file:
+            return file.read()
     template = config.get("chat_template")
     if isinstance(template, list):  # named templates: [{"name": ..., "template": ...}]
         named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
         template = named.get("default")
-    if template is None and os.path.isfile(os.path.join(folder, "chat_template.jinja")):
-        with open(os.path.join(folder, "chat_template.jinja"), encoding="utf-8") as file:
-            template = file.read()
     if template is not None and not isinstance(template, str):
         raise TokenizerFolderError(f"{folder}: chat_template must be a string, got {type(template).__name__}")
     return template
@@ -200,5 +193,4 @@ def load_tokenizer(path) -> HFTokenizer:
     if os.path.isfile(map_path):
         special.update({k: _token_text(v) for k, v in _read_json(map_path, folder).items()})
     special.update({k: _token_text(config[k]) for k in SPECIAL_TOKEN_NAMES if k in config})
-    return HFTokenizer(tokenizer, special, _chat_template(config, folder), name=folder,
-                       add_bos_token=config.get("add_bos_token"), add_eos_token=config.get("add_eos_token"))
+    return HFTokenizer(tokenizer, special, _chat_template(config, folder), name=folder)
