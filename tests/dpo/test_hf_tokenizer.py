@@ -8,13 +8,12 @@ import sys
 
 import pytest
 
-from tests.dpo.hf_setup import CHATML, write_folder
-
 from dpo import load_tokenizer, tokenize_row  # noqa: E402
 from dpo.chat_template import ChatTemplate, ChatTemplateError  # noqa: E402
 from dpo.data import PreferenceDataError  # noqa: E402
 from dpo.hf_extra import MissingExtraError  # noqa: E402
 from dpo.hf_tokenizer import TokenizerFolderError  # noqa: E402
+from tests.dpo.hf_setup import CHATML, write_folder
 
 
 def test_special_tokens_template_and_padding(tmp_path):
