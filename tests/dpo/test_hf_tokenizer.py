@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from dpo import load_tokenizer, tokenize_row  # noqa: E402
-from dpo.chat_template import ChatTemplate, ChatTemplateError  # noqa: E402
-from dpo.data import PreferenceDataError  # noqa: E402
-from dpo.hf_extra import MissingExtraError  # noqa: E402
-from dpo.hf_tokenizer import TokenizerFolderError  # noqa: E402
+from dpo import load_tokenizer, tokenize_row
+from dpo.chat_template import ChatTemplate, ChatTemplateError
+from dpo.data import PreferenceDataError
+from dpo.hf_extra import MissingExtraError
+from dpo.hf_tokenizer import TokenizerFolderError
 from tests.dpo.hf_setup import CHATML, write_folder
 
 
