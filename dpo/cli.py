@@ -20,10 +20,12 @@ import sys
 import numpy as np
 
 from .batching import truncation_note
+from .chat_template import ChatTemplateError
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
 from .formats import read_messages
+from .hf_tokenizer import TokenizerFolderError
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
 from .metrics import plot_metrics, read_metrics
 
@@ -412,7 +414,8 @@ def main(argv=None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError) as error:
+    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError, TokenizerFolderError,
+            ChatTemplateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
