@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 
-from .hf_extra import require
+from .hf_extra import INSTALL_HINT, MissingExtraError, require
 
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
@@ -31,7 +32,11 @@ class ChatTemplateError(ValueError):
 
 
 def _environment():
-    require("jinja2")
+    jinja2 = require("jinja2")
+    if tuple(int(x) for x in re.findall(r"\d+", jinja2.__version__)[:3]) < (3, 1, 6):
+        # older versions have known sandbox escapes, and chat templates are untrusted code
+        raise MissingExtraError(f"jinja2 {jinja2.__version__} is too old for chat templates (3.1.6 or later): "
+                                f"{INSTALL_HINT}")
     import jinja2.ext
     import jinja2.sandbox
 

@@ -284,6 +284,8 @@ RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sf
 
 def _check_resume_config(checkpoint, config: DPOConfig):
     saved, now = checkpoint.config, json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
+    defaults = {f.name: f.default for f in dataclasses.fields(DPOConfig) if f.default is not dataclasses.MISSING}
+    saved = {**defaults, **saved}  # a field the checkpoint predates had its default value
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         details = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in changed)

@@ -97,3 +97,11 @@ def test_missing_extra_is_one_line_with_the_install_command(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, module, None)  # import of it now fails, as when it is not installed
     with pytest.raises(MissingExtraError, match=f"^{module} is not installed; .*: pip install 'minigrad-dpo\\[hf\\]'$"):
         load_tokenizer(folder)
+
+
+def test_jinja2_older_than_3_1_6_is_refused(monkeypatch):
+    import jinja2
+
+    monkeypatch.setattr(jinja2, "__version__", "3.1.5")
+    with pytest.raises(MissingExtraError, match=r"^jinja2 3.1.5 is too old for chat templates \(3.1.6 or later\)"):
+        ChatTemplate("{{ 1 }}")
