@@ -1,16 +1,18 @@
-"""Preference triples (prompt, chosen, rejected): the built-in twelve and JSONL files.
+"""Preference triples (prompt, chosen, rejected): the built-in twelve and your files.
 
     pairs = make_preferences()                        # the twelve built-in triples
-    pairs = load_preferences("prefs.jsonl")           # your own, one JSON object per line
+    pairs = load_preferences("prefs.jsonl")           # JSONL, a JSON array (.json) or Parquet (.parquet)
     for prompt, chosen, rejected in pairs: ...        # a PreferencePair unpacks like a triple
 
-A JSONL row is either plain text
+A row may be in any of TRL's preference formats or the public layouts (standard,
+conversational, implicit prompt, Anthropic HH-RLHF, UltraFeedback-binarized: see
+`dpo.formats`); `pairs.formats` counts the rows of each. The two basic ones: plain text
 
     {"prompt": "What is the capital of Spain?", "chosen": "Madrid.", "rejected": "Barcelona, I think."}
 
 or conversational: `prompt` a list of {"role", "content"} messages and `chosen` /
-`rejected` lists holding one assistant message (rendered with the INST / RESP
-markers as the tokenizer's docstring shows):
+`rejected` lists holding one assistant message (rendered with the tokenizer's chat
+template; the byte tokenizer's INST / RESP markers as its docstring shows):
 
     {"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                 {"role": "user", "content": "2 + 3?"}],
@@ -19,21 +21,26 @@ markers as the tokenizer's docstring shows):
 
 Each field takes either form. Other keys are ignored. Blank lines are not rows:
 they are skipped silently and do not count. Line numbers are the file's own
-(1-based), so an error points at the line an editor shows.
+(1-based), so an error points at the line an editor shows (JSON arrays: the line a
+row's object starts on; Parquet: "row N").
 
 Malformed input is a PreferenceDataError (a ValueError) with one line naming the
-file, the line and the field:
+file, the line and the field, and for a missing field the format the row looks like:
 
     prefs.jsonl:7: field "chosen" must be a non-empty string or a list with one assistant message, got 42
+    prefs.jsonl:8: field "rejected" is missing (looks like the standard format: prompt/chosen/rejected)
 
 namely: a line that is not UTF-8 or not JSON, a row that is not an object, a
 missing or mistyped field, an empty chosen or rejected, chosen identical to
 rejected, a malformed conversation (bad role, missing role or content, turns out
-of order), and a completion that leaves no room in max_len even with the prompt
-cut to its shortest (see `batching`). With `skip_invalid=True` such rows are
-skipped instead, and listed on the result: `pairs.skipped` holds one
-SkippedRow(line, field, reason) per skipped row. A missing file, a file with no
-rows, and a file whose rows are all invalid are errors either way.
+of order), an implicit prompt that chosen and rejected do not share, and a row
+that cannot be used at the length settings: a completion that leaves no room in
+max_len even with the prompt cut to its shortest (see `batching`), or, with
+max_length and keep_start, a prompt that fills max_length alone. With
+`skip_invalid=True` such rows are skipped instead, and listed on the result:
+`pairs.skipped` holds one SkippedRow(line, field, reason) per skipped row. A
+missing file, a file with no rows, and a file whose rows are all invalid are
+errors either way.
 """
 
 from __future__ import annotations

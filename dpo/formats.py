@@ -204,12 +204,11 @@ def normalize_row(row) -> tuple[str, object, object, object]:
         elif isinstance(chosen, str) and isinstance(rejected, str):
             fmt = "implicit prompt"
         elif is_messages(chosen) and is_messages(rejected):
-            fmt = "implicit prompt (conversational)"
+            fmt, chosen, rejected = "implicit prompt (conversational)", list(chosen), list(rejected)
         else:
             raise RowError("prompt", "is missing, and chosen / rejected are not both text or both conversations "
                                      "to take a shared prompt from (implicit-prompt format)")
-        prompt, chosen, rejected = extract_prompt(list(chosen) if fmt != "implicit prompt" else chosen,
-                                                  list(rejected) if fmt != "implicit prompt" else rejected)
+        prompt, chosen, rejected = extract_prompt(chosen, rejected)
         if not prompt:
             raise RowError("prompt", f"is missing and cannot be implied: chosen and rejected share no common start "
                                      f"to take as the prompt ({fmt} format)")
