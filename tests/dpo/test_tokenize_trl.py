@@ -68,6 +68,10 @@ ULTRAFEEDBACK = [
      "chosen": [user("Hi"), assistant("Hello!"), user("2 + 3?"), assistant("5")],
      "rejected": [user("Hi"), assistant("Hello!"), user("2 + 3?"), assistant("Seven")],
      "messages": []},
+    {"prompt": "Hi", "prompt_id": "ghi", "score_chosen": 7.0, "score_rejected": 2.0,  # differs at an earlier turn
+     "chosen": [user("Hi"), assistant("Hello!"), user("2 + 3?"), assistant("5")],
+     "rejected": [user("Hi"), assistant("Go away."), user("2 + 3?"), assistant("6")],
+     "messages": []},
 ]
 HH = [
     {"chosen": "\n\nHuman: What is 2 + 3?\n\nAssistant: 5.\n\nHuman: And 7 * 6?\n\nAssistant: 42.",
