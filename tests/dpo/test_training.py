@@ -174,7 +174,7 @@ def test_nan_in_sft_warmup_names_the_step():
 def test_config_rejects_bad_values_naming_the_field():
     for field, value, message in [("lr", -1.0, "DPOConfig.lr must be a positive number"),
                                   ("batch_size", 0, "DPOConfig.batch_size must be a positive int"),
-                                  ("beta", float("nan"), "DPOConfig.beta must be a positive number"),
+                                  ("beta", float("nan"), "DPOConfig: beta must be finite"),
                                   ("eval_fraction", 1.0, r"eval_fraction must be in \[0, 1\)"),
                                   ("loss_type", "dpo", "unknown loss_type 'dpo'"),
                                   ("loss_weights", [1.0, 2.0], "2 loss_weights for 1 loss types"),
