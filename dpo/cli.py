@@ -266,8 +266,11 @@ def _model_from_checkpoint(path, backend):
     return model, config, checkpoint
 
 
-def _write_plot(out_dir, rows):
-    note = plot_metrics(rows, os.path.join(out_dir, "metrics.png"))
+def _write_plot(out_dir, rows, config):
+    names = [config.loss_type] if isinstance(config.loss_type, str) else config.loss_type
+    weights = config.loss_weights or [1.0] * len(names)
+    title = " + ".join(n if w == 1 else f"{w:g}·{n}" for n, w in zip(names, weights)) + f"  (β = {config.beta:g})"
+    note = plot_metrics(rows, os.path.join(out_dir, "metrics.png"), title=title)
     print(note or f"plot: {os.path.join(out_dir, 'metrics.png')}")
 
 
@@ -279,7 +282,7 @@ def cmd_demo(args):
     pairs = _pairs(args, config.max_len)
     result = run_demo(_backend(args), config=config, pairs=pairs, out_dir=args.out)
     if args.out:
-        _write_plot(args.out, result.result.history)
+        _write_plot(args.out, result.result.history, config)
     return 0 if result.succeeded else EXIT_FAILED
 
 
@@ -332,9 +335,9 @@ def cmd_train(args):
         if "loss" in row:
             print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
                   f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
-        elif "eval/loss" in row:
-            print(f"  eval @ {row['step']:4d}  loss {row['eval/loss']:.4f}  margin {row['eval/rewards/margins']:+.4f}"
-                  f"  accuracy {row['eval/rewards/accuracies']:.2f}")
+        elif "eval_loss" in row:
+            print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
+                  f"  accuracy {row['eval_rewards/accuracies']:.2f}")
 
     result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume, on_log=show)
     shown = result.eval_pairs or result.train_pairs
@@ -342,7 +345,7 @@ def cmd_train(args):
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
     metrics_path = os.path.join(args.out, "metrics.jsonl")
     print(f"wrote {result.checkpoint}, {metrics_path}")
-    _write_plot(args.out, read_metrics(metrics_path))  # the whole run, also when it was resumed
+    _write_plot(args.out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
     return 0
 
 

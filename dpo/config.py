@@ -21,6 +21,8 @@ from .losses.options import resolve_options
 from .model import GPTConfig
 
 LOSS_OPTION_NAMES = ("gamma", "f_divergence", "f_alpha", "ipo_average", "discopop_tau")
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 
 
 def option(default=dataclasses.MISSING, *, help, trl=None, aliases=(), default_factory=dataclasses.MISSING):
@@ -56,9 +58,29 @@ class DPOConfig:
     label_smoothing: float = option(0.0, trl="label_smoothing", help="ε for cDPO / robust / exo_pair")
     loss_options: dict = option(default_factory=dict, help="options of dpo_loss: " + ", ".join(LOSS_OPTION_NAMES))
     lr: float = option(1e-4, trl="learning_rate", aliases=("lr",), help="DPO learning rate")
-    weight_decay: float = option(0.0, trl="weight_decay", help="AdamW's decoupled weight decay")
-    warmup_steps: int = option(2, trl="warmup_steps", help="linear learning-rate warm-up steps")
+    optim: str = option("adamw", trl="optim", help="the optimizer: " + ", ".join(OPTIMIZERS)
+                        + " (torch's rules and defaults; the original DPO code used rmsprop)")
+    weight_decay: float = option(0.0, trl="weight_decay",
+                                 help="weight decay (decoupled for adamw, added to the gradient otherwise)")
+    lr_scheduler_type: str = option("constant_with_warmup", trl="lr_scheduler_type",
+                                    help="learning-rate schedule, as transformers': " + ", ".join(LR_SCHEDULERS))
+    warmup_steps: int = option(2, trl="warmup_steps", help="linear learning-rate warm-up updates")
+    warmup_ratio: float = option(0.0, trl="warmup_ratio",
+                                 help="if > 0: warm up over ceil(warmup_ratio × updates) instead of warmup_steps")
     max_grad_norm: float = option(1.0, trl="max_grad_norm", help="clip the gradient's global norm at this")
+    gradient_accumulation_steps: int = option(1, trl="gradient_accumulation_steps",
+                                              help="micro-batches of batch_size pairs per update")
+    bf16: bool = option(False, trl="bf16", help="bfloat16 autocast of the forward passes (torch backend only)")
+    ld_alpha: float | None = option(None, trl="ld_alpha",
+                                    help="LD-DPO: weight in [0, 1] of the log-probs of the longer completion's "
+                                         "tokens past the shorter one's length (default: off)")
+    use_weighting: bool = option(False, trl="use_weighting",
+                                 help="WPO: weight each pair's loss by the policy's length-normalised probabilities")
+    sync_ref_model: bool = option(False, trl="sync_ref_model",
+                                  help="TR-DPO: mix the policy into the reference every ref_model_sync_steps updates")
+    ref_model_mixup_alpha: float = option(0.6, trl="ref_model_mixup_alpha",
+                                          help="TR-DPO: reference <- α·policy + (1-α)·reference")
+    ref_model_sync_steps: int = option(512, trl="ref_model_sync_steps", help="TR-DPO: updates between syncs")
     batch_size: int = option(12, trl="per_device_train_batch_size", aliases=("batch_size",), help="pairs per step")
     epochs: int = option(20, trl="num_train_epochs", aliases=("epochs",), help="passes over the training pairs")
     max_steps: int | None = option(None, trl="max_steps", help="stop after this many updates (default: epochs)")
@@ -92,6 +114,22 @@ class DPOConfig:
             positive(name, integer=True, allow_zero=True)
         if self.max_steps is not None:
             positive("max_steps", integer=True)
+        for name in ("gradient_accumulation_steps", "ref_model_sync_steps"):
+            positive(name, integer=True)
+        for name, choices in (("optim", OPTIMIZERS), ("lr_scheduler_type", LR_SCHEDULERS)):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"DPOConfig.{name}: unknown {value!r}; choose from: {', '.join(choices)}")
+        for name in ("bf16", "use_weighting", "sync_ref_model"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"DPOConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        for name, value in (("warmup_ratio", self.warmup_ratio), ("ref_model_mixup_alpha", self.ref_model_mixup_alpha),
+                            ("ld_alpha", 0.0 if self.ld_alpha is None else self.ld_alpha)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"DPOConfig.{name} must be a number in [0, 1], got {value!r}")
+        if self.use_weighting and {"aot", "aot_unpaired"} & set(_loss_names(self.loss_type)):
+            raise ValueError("DPOConfig.use_weighting: WPO weights are per pair, but aot and aot_unpaired sort the "
+                             "batch (losses[k] is a quantile, not pair k); TRL refuses the combination too")
         if not isinstance(self.eval_fraction, (int, float)) or not 0.0 <= self.eval_fraction < 1.0:
             raise ValueError(f"DPOConfig.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
         unknown = sorted(set(self.loss_options) - set(LOSS_OPTION_NAMES))
@@ -126,6 +164,10 @@ class DPOConfig:
         if unknown:
             raise ValueError(f"DPOConfig: unknown field(s) {', '.join(unknown)}")
         return cls(**values)
+
+
+def _loss_names(loss_type) -> list:
+    return [loss_type] if isinstance(loss_type, str) else list(loss_type)
 
 
 LOSS_OPTION_DEFAULTS = {name: inspect.signature(dpo_loss).parameters[name].default for name in LOSS_OPTION_NAMES}
