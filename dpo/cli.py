@@ -256,6 +256,17 @@ def _where(message, given, from_file, args):
     return f"argument {_flag(option.names[0])}: {message}"
 
 
+def _check_precision(backend, config):
+    """--bf16 on a backend without mixed precision: a usage error before any work."""
+    from .train_options import precision
+
+    try:
+        with precision(backend, config):
+            pass
+    except ValueError as error:
+        raise UsageError(f"argument --bf16: {error}") from None
+
+
 def _model_from_checkpoint(path, backend):
     from .model import TinyGPT
 
@@ -279,8 +290,10 @@ def cmd_demo(args):
     from .demo import run_demo
 
     config = _config(args)
+    backend = _backend(args)
+    _check_precision(backend, config)
     pairs = _pairs(args, config.max_len)
-    result = run_demo(_backend(args), config=config, pairs=pairs, out_dir=args.out)
+    result = run_demo(backend, config=config, pairs=pairs, out_dir=args.out)
     if args.out:
         _write_plot(args.out, result.result.history, config)
     return 0 if result.succeeded else EXIT_FAILED
@@ -311,6 +324,7 @@ def cmd_train(args):
         config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
     else:
         config = _config(args)
+    _check_precision(backend, config)
     if args.init:
         init_model, _, _ = _model_from_checkpoint(args.init, backend)
         if init_model.config != config.model:

@@ -133,6 +133,7 @@ def policy_forward(model, batch, config: DPOConfig) -> PolicyForward:
     with precision(backend, config):
         logits = model(backend.tensor(batch.input_ids), backend.tensor(batch.attention_mask))
         per_token = backend.F.token_logprobs(logits, backend.tensor(batch.targets), ignore_index=IGNORE_INDEX)
+    per_token = per_token.to(backend.dtype)  # sums in the backend's dtype, also under bf16 autocast
     if config.ld_alpha is None:
         logps = per_token.sum(-1)
     else:

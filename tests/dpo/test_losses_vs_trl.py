@@ -4,7 +4,8 @@ TRL's DPOTrainer computes its loss inline in `_compute_loss`; the test runs that
 method on a trainer made without `__init__`, with a stand-in model that returns
 given per-token log-probs (TRL sums them itself), and reference log-probs passed
 as precomputed. SimPO and ORPO's odds-ratio term come from `CPOTrainer.cpo_loss`
-and `ORPOTrainer.odds_ratio_loss`. Each case is expected to agree (float64, or
+and `ORPOTrainer.odds_ratio_loss`; LD-DPO's token weights (`ld_alpha`) and WPO's
+pair weights (`use_weighting`) are held against the same `_compute_loss`. Each case is expected to agree (float64, or
 TRL's float32 where TRL computes in float32) or to differ for a documented
 reason (docs/loss-variants.md, column "vs TRL 1.16"); a documented difference
 that vanished fails too. `pytest -s` prints the table.
@@ -42,6 +43,18 @@ def batch(seed, equal_lengths=False):
                 per_token=per_token, logps=per_token.sum(1), ref_logps=ref_per_token.sum(1), lengths=length)
 
 
+def batch_with_logits(seed, vocab=11):
+    """`batch` with the per-token log-probs drawn from random logits (for WPO's weights)."""
+    data = batch(seed)
+    rng = np.random.default_rng(seed + 100)
+    shift = data["completion_mask"][:, 1:]
+    logits = rng.normal(0.0, 2.0, size=(2 * B, T - 1, vocab))
+    targets = rng.integers(0, vocab, size=(2 * B, T - 1))
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    per_token = np.take_along_axis(log_probs, targets[..., None], -1)[..., 0] * shift
+    return {**data, "logits": logits, "per_token": per_token, "logps": per_token.sum(1)}
+
+
 def trl_dpo_loss(data, loss_type, weights=None, dtype=torch.float64, **options):
     """TRL 1.16's DPOTrainer._compute_loss on `data`, the scalar loss."""
     from trl.trainer.dpo_trainer import DPOTrainer
@@ -49,10 +62,12 @@ def trl_dpo_loss(data, loss_type, weights=None, dtype=torch.float64, **options):
     trainer = DPOTrainer.__new__(DPOTrainer)
     loss_types = loss_type if isinstance(loss_type, list) else [loss_type]
     trainer.__dict__.update(
-        beta=BETA, loss_types=loss_types, loss_weights=weights or [1.0] * len(loss_types), ld_alpha=None,
+        beta=BETA, loss_types=loss_types, loss_weights=weights or [1.0] * len(loss_types),
+        ld_alpha=options.get("ld_alpha"),
         f_divergence_type=options.get("f_divergence", "reverse_kl"),
         f_alpha_divergence_coef=options.get("f_alpha", 0.5),
-        label_smoothing=options.get("label_smoothing", 0.0), use_weighting=False, precompute_ref_logps=True,
+        label_smoothing=options.get("label_smoothing", 0.0), use_weighting=options.get("use_weighting", False),
+        precompute_ref_logps=True,
         aux_loss_enabled=False, _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
         _total_train_tokens=0, _tp_size=1, args=types.SimpleNamespace(discopop_tau=options.get("discopop_tau", 0.05)),
         model=types.SimpleNamespace(training=True),
@@ -62,6 +77,8 @@ def trl_dpo_loss(data, loss_type, weights=None, dtype=torch.float64, **options):
                                     entropy=torch.zeros(n, T - 1, dtype=dtype),
                                     mean_logits=torch.zeros(n, T - 1, dtype=dtype),
                                     is_top1=torch.zeros(n, T - 1, dtype=torch.bool))
+    if "logits" in data:  # WPO reads log Σ_v p(v)² per position
+        outputs.log_sum_sq_probs = torch.logsumexp(2 * torch.log_softmax(torch.tensor(data["logits"]), -1), -1)
     ref = torch.tensor(data["ref_logps"], dtype=dtype)
     inputs = dict(input_ids=torch.zeros(n, T, dtype=torch.long), attention_mask=torch.tensor(data["attention_mask"]),
                   completion_mask=torch.tensor(data["completion_mask"]), ref_chosen_logps=ref[:B],
@@ -77,6 +94,31 @@ def ours(data, loss_type, weights=None, reference=True, **options):
                    loss_weights=weights, chosen_lengths=data["lengths"][:B], rejected_lengths=data["lengths"][B:],
                    backend=be, **options)
     return be.to_numpy(out.losses)
+
+
+def as_preference_batch(data):
+    """The fields of a PreferenceBatch that `ld_token_weights` and `wpo_weights` read."""
+    return types.SimpleNamespace(loss_mask=data["completion_mask"][:, 1:].astype(bool),
+                                 completion_lengths=data["lengths"],
+                                 chosen_rejected=lambda values: (values[:B], values[B:]))
+
+
+def ours_ld(data, loss_type, ld_alpha):
+    """LD-DPO: our token weights on the policy's and the (precomputed) reference's per-token log-probs."""
+    from dpo.train_options import ld_token_weights
+
+    weights = ld_token_weights(as_preference_batch(data), ld_alpha)
+    rng = np.random.default_rng(7)
+    ref_per_token = -rng.uniform(0.01, 2.0, size=data["per_token"].shape) * data["completion_mask"][:, 1:]
+    ld = {**data, "logps": (data["per_token"] * weights).sum(1), "ref_logps": (ref_per_token * weights).sum(1)}
+    return ours(ld, loss_type).mean(), ld["ref_logps"]
+
+
+def ours_wpo(data, loss_type):
+    from dpo.train_options import wpo_weights
+
+    weights = wpo_weights(data["logits"], data["per_token"], as_preference_batch(data))
+    return (ours(data, loss_type) * weights).mean()
 
 
 def trl_simpo(data, gamma, label_smoothing):
@@ -131,6 +173,16 @@ def cases():
         lambda: trl_dpo_loss(data, "sigmoid", label_smoothing=0.1), "differ", F64
     yield "bco_pair with a running shift (bco_state)", lambda: _bco_with_state(data), \
         lambda: trl_dpo_loss(data, "bco_pair"), "differ", F64
+    for alpha in (0.0, 0.4, 1.0):
+        def ld_pair(alpha=alpha):
+            value, ref = ours_ld(data, "sigmoid", alpha)
+            return value, trl_dpo_loss({**data, "ref_logps": ref}, "sigmoid", ld_alpha=alpha)
+
+        yield f"sigmoid, ld_alpha {alpha}", lambda f=ld_pair: f()[0], lambda f=ld_pair: f()[1], "agree", F64
+    logit_data = batch_with_logits(2)
+    for name in ("sigmoid", "ipo"):
+        yield f"{name}, use_weighting (WPO)", lambda n=name: ours_wpo(logit_data, n), \
+            lambda n=name: trl_dpo_loss(logit_data, n, use_weighting=True), "agree", F64
     yield "simpo (CPOTrainer), γ 0.5, ε 0.1", \
         lambda: ours(data, "simpo", reference=False, gamma=0.5, label_smoothing=0.1).mean(), \
         lambda: trl_simpo(data, 0.5, 0.1).mean(), "agree", F64
