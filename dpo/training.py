@@ -338,6 +338,8 @@ RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sf
 
 def _check_resume_config(checkpoint, config: DPOConfig):
     saved, now = checkpoint.config, json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
+    defaults = json.loads(json.dumps(DPOConfig().to_dict()))  # fields newer than the checkpoint: their defaults
+    saved = {k: saved.get(k, defaults.get(k)) for k in now}
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         details = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in changed)
@@ -414,6 +416,8 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
             save_checkpoint(checkpoint_path, policy, config, optimizer=optimizer, scheduler=scheduler,
                             step=step, epoch=epoch, extra=extra)
+            if config.sync_ref_model:  # TR-DPO moved the reference: a resumed run must start from this one
+                save_checkpoint(os.path.join(out_dir, "reference.safetensors"), reference, config, step=step)
             written, written_step = checkpoint_path, step
 
     indices = list(range(len(pairs)))

@@ -231,3 +231,29 @@ def test_bad_option_values(argv, message, capsys, tmp_path):
     assert main(["train", *argv, "--out", str(tmp_path)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_sync_ref_model_resumes_from_the_synced_reference(tmp_path):
+    """The checkpoint writes the moved reference beside it; resuming from both equals one run."""
+    import dataclasses
+
+    from dpo.checkpoint import load_checkpoint
+
+    be = backend("numpy", "float64")
+    config = tiny_config(sync_ref_model=True, ref_model_sync_steps=2, ref_model_mixup_alpha=0.5, max_steps=6)
+
+    def run(cfg, out, resume=False):
+        policy, reference = build_models(cfg, backend=be)
+        if resume:
+            reference.load_weights(load_checkpoint(out / "reference.safetensors").weights)
+        result = train_dpo(policy, reference, pairs(), cfg, out_dir=out,
+                           resume_from=out / "checkpoint.safetensors" if resume else None)
+        return result, policy.export_weights()
+
+    whole, whole_weights = run(config, tmp_path / "whole")
+    run(dataclasses.replace(config, max_steps=3), tmp_path / "split")  # checkpoint at 3, after the sync at 2
+    rest, rest_weights = run(config, tmp_path / "split", resume=True)
+    assert rest.rows("step") == [4, 5, 6]
+    np.testing.assert_allclose(rest.rows("loss"), whole.rows("loss")[3:], rtol=1e-12)
+    for name in whole_weights:
+        np.testing.assert_allclose(rest_weights[name], whole_weights[name], rtol=1e-12, atol=1e-15)
