@@ -84,16 +84,17 @@ def plot_metrics(rows: list, out_png, title: str | None = None) -> str | None:
               (("rewards/margins",), "reward margin"), (("kl_per_token",), "KL estimate per token"),
               (("rewards/accuracies",), "accuracy")]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2))
-    for ax, (keys, name) in zip(axes, panels):
+    for ax, (keys, panel_title) in zip(axes, panels):
         for key in keys:
-            label = key.split("/")[-1] if len(keys) > 1 else "train"
-            ax.plot(steps, [r.get(key, math.nan) for r in train], label=label)
+            name_of = key.split("/")[-1] if len(keys) > 1 else ""
+            ax.plot(steps, [r.get(key, math.nan) for r in train], label=name_of or "train")
             evals = [r for r in rows if f"eval_{key}" in r]
             if evals:
-                ax.plot([r["step"] for r in evals], [r[f"eval_{key}"] for r in evals], "o-", label=f"eval {label}")
+                ax.plot([r["step"] for r in evals], [r[f"eval_{key}"] for r in evals], "o-",
+                        label=f"eval {name_of}".strip())
         if len(keys) > 1 or any(f"eval_{key}" in r for r in rows for key in keys):
             ax.legend()
-        ax.set_title(name)
+        ax.set_title(panel_title)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
