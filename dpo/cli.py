@@ -257,7 +257,8 @@ def _where(message, given, from_file, args):
 
 
 def _check_precision(backend, config):
-    """--bf16 on a backend without mixed precision: a usage error before any work."""
+    """--bf16 on a backend without mixed precision: a usage error before any work. Also notes,
+    on stderr, the settings that train differently under TRL 1.16."""
     from .train_options import precision
 
     try:
@@ -265,6 +266,8 @@ def _check_precision(backend, config):
             pass
     except ValueError as error:
         raise UsageError(f"argument --bf16: {error}") from None
+    for note in config.trl_differences():
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _model_from_checkpoint(path, backend):

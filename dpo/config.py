@@ -150,6 +150,20 @@ class DPOConfig:
         except TypeError as error:  # one exception type for every bad value of a config
             raise ValueError(str(error)) from None
 
+    def trl_differences(self) -> list:
+        """One line for each setting here that trains differently under TRL 1.16's DPOTrainer
+        (docs/loss-variants.md, column "vs TRL 1.16"), for a user bringing a TRL config."""
+        names = _loss_names(self.loss_type)
+        notes = []
+        if "sigmoid" in names and self.label_smoothing > 0:
+            notes.append(f"label_smoothing {self.label_smoothing:g} makes sigmoid conservative DPO (cDPO) here; "
+                         "TRL 1.16's sigmoid ignores label_smoothing")
+        if "bco_pair" in names:
+            notes.append("bco_pair keeps a running reward shift here; TRL 1.16's bco_pair has none")
+        if "orpo" in names:
+            notes.append("orpo's NLL covers the chosen completion here; TRL's ORPOTrainer adds the prompt tokens")
+        return notes
+
     @property
     def max_len(self) -> int:
         return self.model.max_len

@@ -132,3 +132,13 @@ def test_load_config_file_returns_paths(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"lr": 0.5, "loss_options": {"gamma": 2}}))
     assert load_config_file(str(path)) == {("lr",): 0.5, ("loss_options", "gamma"): 2}
+
+
+def test_settings_that_differ_from_trl_are_noted(capsys, tmp_path):
+    assert DPOConfig().trl_differences() == []
+    notes = DPOConfig(loss_type=["sigmoid", "bco_pair"], label_smoothing=0.1).trl_differences()
+    assert len(notes) == 2 and "cDPO" in notes[0] and "running reward shift" in notes[1]
+    assert cli.main(["train", "--label-smoothing", "0.1", "--sft-steps", "0", "--max-steps", "1", "--hidden", "16",
+                     "--heads", "2", "--depth", "1", "--batch-size", "2", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "note: label_smoothing 0.1 makes sigmoid conservative DPO (cDPO) here" in err
