@@ -21,9 +21,12 @@ import sys
 import numpy as np
 
 from .batching import truncation_note
+from .chat_template import ChatTemplateError
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import DPOConfig, apply_values, config_options, load_config_file
 from .data import PreferenceDataError, load_preferences, make_preferences
+from .formats import read_messages
+from .hf_tokenizer import TokenizerFolderError
 from .metrics import plot_metrics, read_metrics
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -103,10 +106,11 @@ def _add_runtime(p, seed=True):
 
 def _add_data(p):
     g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="FILE.jsonl", default=None,
-                   help="preference pairs: JSONL with prompt/chosen/rejected (default: the twelve built-in triples)")
+    g.add_argument("--data", metavar="FILE", default=None,
+                   help="preference pairs: JSONL, JSON array or Parquet, in any TRL preference format "
+                        "(default: the twelve built-in triples)")
     g.add_argument("--skip-invalid", action="store_true",
-                   help="skip malformed rows (counted and reported) instead of stopping at the first")
+                   help="skip malformed or unusable rows (counted and reported) instead of stopping at the first")
 
 
 def _flag(name):
@@ -117,24 +121,30 @@ def _dest(path):
     return "config:" + ".".join(path)
 
 
+# the data length options, which every command that reads --data takes
+LENGTH_OPTIONS = {("max_length",): (), ("max_prompt_length",): (), ("max_completion_length",): (),
+                  ("truncation_mode",): ()}
 # `sft` trains the SFT warm-up: its --learning-rate/--lr and --steps set sft_lr and sft_steps
-SFT_OPTIONS = {("batch_size",): (), ("seed",): (), ("sft_lr",): ("learning_rate", "lr"), ("sft_steps",): ("steps",)}
+SFT_OPTIONS = {("batch_size",): (), ("seed",): (), ("sft_lr",): ("learning_rate", "lr"), ("sft_steps",): ("steps",),
+               **LENGTH_OPTIONS}
 
 
-def _add_config_options(p, sft_only=False):
+def _add_config_options(p, only=None):
     """One option per ConfigOption (see `dpo.config.config_options`): TRL's name first, the others as
-    aliases; default and help from DPOConfig. Options another part of the parser already defines
-    are left to it. Values stay None unless given, so --config FILE and the checkpoint of --resume
-    can sit underneath."""
+    aliases; default and help from DPOConfig. `only`: {path: extra names} to offer just those
+    (and, unless it is LENGTH_OPTIONS, the model size). Options another part of the parser
+    already defines are left to it. Values stay None unless given, so --config FILE and the
+    checkpoint of --resume can sit underneath."""
     p.add_argument("--config", metavar="FILE", default=None,
                    help="options from a JSON file (YAML with PyYAML installed), keyed by the option names "
                         "below without the dashes; options given here override it")
     g = p.add_argument_group("options (defaults from DPOConfig)")
     taken = set(p._option_string_actions)
     for opt in config_options():
-        if sft_only and opt.path[0] != "model" and opt.path not in SFT_OPTIONS:
+        model_size = opt.path[0] == "model" and only is not LENGTH_OPTIONS
+        if only is not None and not model_size and opt.path not in only:
             continue
-        names = [*opt.names, *SFT_OPTIONS.get(opt.path, ())] if sft_only else list(opt.names)
+        names = [*opt.names, *only.get(opt.path, ())] if only else list(opt.names)
         flags = [f for f in dict.fromkeys(_flag(n) for n in names) if f not in taken]
         if not flags:
             continue
@@ -166,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Next-token training on the chosen completions; writes DIR/sft.safetensors.")
     _add_runtime(sft, seed=False)
     _add_data(sft)
-    _add_config_options(sft, sft_only=True)
+    _add_config_options(sft, only=SFT_OPTIONS)
     sft.add_argument("--out", metavar="DIR", required=True, help="output folder")
 
     train = commands.add_parser("train", help="DPO training",
@@ -190,12 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", metavar="CKPT", required=True, help="the policy")
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
                           help="the reference (default: reference.safetensors beside --checkpoint)")
+    _add_config_options(evaluate, only=LENGTH_OPTIONS)
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
     gen.add_argument("--checkpoint", metavar="CKPT", required=True)
-    gen.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
+    gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
+    gen.add_argument("--system", default=None, help="a system message before each --prompt")
+    gen.add_argument("--messages", action="append", default=[], metavar="FILE_OR_JSON",
+                     help='a conversation ending with a user turn: JSON [{"role": ..., "content": ...}, ...] '
+                          "or a file holding it (repeat for several)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
@@ -209,16 +224,17 @@ def _backend(args):
     return get_backend(args.backend, device=args.device, dtype=args.dtype)
 
 
-def _pairs(args, max_len):
+def _pairs(args, max_len, config=None):
     if args.data is None:
-        return make_preferences()
-    pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len)
-    if pairs.skipped:
-        print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
-              file=sys.stderr)
-    note = truncation_note(pairs, max_len=max_len)
+        pairs = make_preferences()
+    else:
+        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config)
+        if pairs.skipped:
+            print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
+                  file=sys.stderr)
+    note = truncation_note(pairs, max_len=max_len, config=config)
     if note:
-        print(f"{args.data}: {note}", file=sys.stderr)
+        print(f"{args.data or 'the built-in pairs'}: {note}", file=sys.stderr)
     return pairs
 
 
@@ -295,7 +311,7 @@ def cmd_demo(args):
     config = _config(args)
     backend = _backend(args)
     _check_precision(backend, config)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     result = run_demo(backend, config=config, pairs=pairs, out_dir=args.out)
     if args.out:
         _write_plot(args.out, result.result.history, config)
@@ -306,10 +322,10 @@ def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
     config = _config(args)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     policy, _ = build_models(config, backend=_backend(args))
     losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len, config=config,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
     path = os.path.join(args.out, "sft.safetensors")
@@ -335,13 +351,14 @@ def cmd_train(args):
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
     else:
         policy, reference = build_models(config, backend=backend)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     if args.resume:
         saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
         reference.load_weights(saved.weights)
     elif not args.init and config.sft_steps:
         losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)
+                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                 config=config)
         print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
         reference.load_weights(policy.export_weights())
     freeze(reference)
@@ -375,7 +392,8 @@ def cmd_eval(args):
     if not os.path.isfile(reference_path):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
-    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len), config)
+    config = _config(args, base=config)  # the checkpoint's config, with length options given here
+    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config), config)
     print(margin_table(margins))
     print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
     return 0
@@ -385,12 +403,22 @@ def cmd_generate(args):
     from .generation import generate
     from .tokenizer import InstructionTokenizer
 
+    if not args.prompt and not args.messages:
+        raise UsageError("generate: give --prompt TEXT or --messages FILE_OR_JSON (see --help)")
+    if args.system is not None and not args.prompt:
+        raise UsageError("generate: --system goes with --prompt; put a system message in --messages instead")
+    try:
+        conversations = [read_messages(value) for value in args.messages]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
     tokenizer = InstructionTokenizer()
-    for prompt in args.prompt:
-        text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, top_k=args.top_k, seed=args.seed or 0)
-        print(f"{prompt}\n  -> {text}")
+    for prompt in args.prompt + conversations:
+        text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                        top_k=args.top_k, seed=args.seed or 0, system=args.system if isinstance(prompt, str) else None,
+                        notify=lambda message: print(f"note: {message}", file=sys.stderr))
+        shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+        print(f"{shown}\n  -> {text}")
     return 0
 
 
@@ -411,7 +439,8 @@ def main(argv=None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError) as error:
+    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError, TokenizerFolderError,
+            ChatTemplateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:

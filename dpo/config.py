@@ -91,6 +91,17 @@ class DPOConfig:
                                    help="steps between checkpoints (0: only at the end)")
     sft_steps: int = option(60, help="SFT warm-up steps on prompt + chosen before DPO (when no --init is given)")
     sft_lr: float = option(3e-3, help="SFT warm-up learning rate")
+    max_length: int | None = option(None, trl="max_length",
+                                    help="cut each prompt + completion row to this many tokens (see dpo.tokenize)")
+    max_prompt_length: int | None = option(None, trl="max_prompt_length",
+                                           help="keep the end of each prompt, at most this many tokens")
+    max_completion_length: int | None = option(None, trl="max_completion_length",
+                                               help="keep the start of each completion, at most this many tokens")
+    truncation_mode: str = option("keep_start", trl="truncation_mode",
+                                  help="which end of a row max_length keeps: keep_start or keep_end")
+    precompute_ref_log_probs: bool = option(False, trl="precompute_ref_log_probs",
+                                            help="store the reference's log-probs next to the run and reuse them "
+                                                 "(dpo.ref_cache)")
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -127,9 +138,24 @@ class DPOConfig:
                             ("ld_alpha", 0.0 if self.ld_alpha is None else self.ld_alpha)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"DPOConfig.{name} must be a number in [0, 1], got {value!r}")
+        if self.sync_ref_model and self.precompute_ref_log_probs:
+            raise ValueError("DPOConfig.sync_ref_model: TR-DPO moves the reference, so its log-probs cannot be "
+                             "precomputed; drop precompute_ref_log_probs (TRL refuses the combination too)")
         if self.use_weighting and {"aot", "aot_unpaired"} & set(_loss_names(self.loss_type)):
             raise ValueError("DPOConfig.use_weighting: WPO weights are per pair, but aot and aot_unpaired sort the "
                              "batch (losses[k] is a quantile, not pair k); TRL refuses the combination too")
+        for name in ("max_length", "max_prompt_length", "max_completion_length"):
+            if getattr(self, name) is not None:
+                positive(name, integer=True)
+        if self.max_length is not None and isinstance(self.model, GPTConfig) and self.max_length > self.model.max_len:
+            raise ValueError(f"DPOConfig.max_length {self.max_length} exceeds the model's context "
+                             f"(model.max_len {self.model.max_len})")
+        if self.truncation_mode not in ("keep_start", "keep_end"):
+            raise ValueError(f"DPOConfig.truncation_mode must be 'keep_start' or 'keep_end', "
+                             f"got {self.truncation_mode!r}")
+        if not isinstance(self.precompute_ref_log_probs, bool):
+            raise ValueError(f"DPOConfig.precompute_ref_log_probs must be True or False, got "
+                             f"{self.precompute_ref_log_probs!r}")
         if not isinstance(self.eval_fraction, (int, float)) or not 0.0 <= self.eval_fraction < 1.0:
             raise ValueError(f"DPOConfig.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
         unknown = sorted(set(self.loss_options) - set(LOSS_OPTION_NAMES))

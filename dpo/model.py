@@ -30,7 +30,7 @@ class GPTConfig:
     heads: int = dataclasses.field(default=4, metadata={"help": "model: attention heads (must divide hidden)"})
     depth: int = dataclasses.field(default=2, metadata={"help": "model: transformer blocks"})
     max_len: int = dataclasses.field(default=96, metadata={
-        "help": "model: longest sequence, prompt + completion; longer rows are truncated", "trl": "max_length"})
+        "help": "model: longest sequence, prompt + completion (its context); longer rows are truncated"})
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import ref_cache as ref_logps_cache
 from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, split_train_eval
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DPOConfig
@@ -81,10 +82,11 @@ def _masked_nll(model, batch, backend):
 
 
 def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3e-3, batch_size: int = 12,
-                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None) -> list:
+                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None,
+                    config=None) -> list:
     """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
     completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
-    `log(step, loss)` is called every step when given."""
+    `log(step, loss)` is called every step when given; `config` supplies the length settings."""
     if steps < 0:
         raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
     backend = type(model).backend
@@ -101,7 +103,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
     with Progress(steps, "sft") as bar:
         while step < steps:
             for chunk in iterate_batches(pairs, batch_size, seed=seed, epoch=epoch):
-                loss = _masked_nll(model, collate(chunk, tokenizer, max_len), backend)
+                loss = _masked_nll(model, collate(chunk, tokenizer, max_len, config), backend)
                 value = float(loss.item())
                 if not math.isfinite(value):
                     raise TrainingDiverged(f"SFT warm-up step {step + 1}: the loss is {value}")
@@ -132,7 +134,7 @@ def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_si
     out = np.zeros((len(pairs), 2))
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
-            batch = collate(pairs[start:start + batch_size], tokenizer, max_len)
+            batch = collate(pairs[start:start + batch_size], tokenizer, max_len, config)
             if config is not None and (config.ld_alpha is not None or config.bf16):
                 logps = reference_forward_logps(reference, batch, config)
             else:
@@ -306,7 +308,7 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
-            batch = collate(chunk, tokenizer, config.max_len)
+            batch = collate(chunk, tokenizer, config.max_len, config)
             forward = policy_forward(policy, batch, config)
             ref = backend.tensor(np.asarray(ref_logps[start:start + len(chunk)], dtype=np.float64))
             pc, pr = batch.chosen_rejected(forward.logps)
@@ -332,14 +334,27 @@ def _sync_reference(policy, reference, pairs, eval_pairs, tokenizer, config):
     return train_cache, eval_cache
 
 
+def _reference_cache(reference, pairs, tokenizer, config, out_dir, name):
+    """The reference's (n, 2) log-probs of `pairs`: from out_dir when config.precompute_ref_log_probs
+    and the fingerprint matches (dpo.ref_cache), else computed (and then stored, when opted in)."""
+    def compute():
+        return reference_log_probs(reference, pairs, tokenizer, config.max_len, config=config)
+
+    if not (config.precompute_ref_log_probs and out_dir):
+        return compute()
+    prints = ref_logps_cache.fingerprint(reference, pairs, tokenizer, config)
+    return ref_logps_cache.load_or_compute(out_dir, name, prints, compute)
+
+
 # Fields that may change between a run and its resumption: they do not alter the steps already taken.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr")
+RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr",
+                     "precompute_ref_log_probs")
 
 
 def _check_resume_config(checkpoint, config: DPOConfig):
     saved, now = checkpoint.config, json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
-    defaults = json.loads(json.dumps(DPOConfig().to_dict()))  # fields newer than the checkpoint: their defaults
-    saved = {k: saved.get(k, defaults.get(k)) for k in now}
+    defaults = {f.name: f.default for f in dataclasses.fields(DPOConfig) if f.default is not dataclasses.MISSING}
+    saved = {**defaults, **saved}  # a field the checkpoint predates had its default value
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         details = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in changed)
@@ -377,7 +392,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
 
     with precision(backend, config):  # the backend refuses bf16 here, before any work, where it has none
         pass
-    ref_cache = reference_log_probs(reference, pairs, tokenizer, config.max_len, config=config)
+    ref_cache = _reference_cache(reference, pairs, tokenizer, config, out_dir, "train")
     pairs_per_update = config.batch_size * config.gradient_accumulation_steps
     steps_per_epoch = math.ceil(len(pairs) / pairs_per_update)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -399,8 +414,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             bco_state.load_state_dict(checkpoint.extra["bco_state"])
     # resuming keeps the rows up to the checkpoint; those an interrupted run logged after it are redone
     log = MetricsLog(metrics_path, append=resume_from is not None, keep_through_step=step)
-    eval_ref_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len, config=config) \
-        if eval_pairs else None
+    eval_ref_cache = _reference_cache(reference, eval_pairs, tokenizer, config, out_dir, "eval") if eval_pairs else None
     history, written, written_step = [], None, None
 
     def emit(row):
@@ -428,7 +442,8 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 if epoch * steps_per_epoch + position < step:
                     continue  # done before the checkpoint we resumed from
                 parts = micro_batches(list(chunk), config.batch_size)
-                batches = [collate([pairs[i] for i in part], tokenizer, config.max_len) for part in parts]
+                batches = [collate([pairs[i] for i in part], tokenizer, config.max_len, config)
+                           for part in parts]
                 try:
                     metrics = dpo_step(policy, batches, [ref_cache[part] for part in parts], optimizer, config,
                                        scheduler, bco_state, step=step + 1)
@@ -455,5 +470,5 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                       **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer, ref_logps=eval_ref_cache)})
             epoch += 1
     save()
-    truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len)
+    truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len, config)
     return TrainResult(history, step, pairs, eval_pairs, written, truncated)

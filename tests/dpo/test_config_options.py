@@ -42,7 +42,7 @@ def test_defaults_are_dpoconfig_defaults():
 
 def test_trl_names_and_old_names_set_the_same_field():
     new = config_of(["train", "--out", "x", "--learning-rate", "0.01", "--per-device-train-batch-size", "3",
-                     "--num-train-epochs", "2", "--logging-steps", "5", "--save-steps", "4", "--max-length", "40",
+                     "--num-train-epochs", "2", "--logging-steps", "5", "--save-steps", "4", "--max-len", "40",
                      "--f-divergence-type", "js_divergence", "--f-alpha-divergence-coef", "0.3",
                      "--simpo-gamma", "1.5"])
     old = config_of(["train", "--out", "x", "--lr", "0.01", "--batch-size", "3", "--epochs", "2", "--log-every", "5",
