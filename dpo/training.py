@@ -81,12 +81,20 @@ def _masked_nll(model, batch, backend):
     return -per_token.sum() / count
 
 
-def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3e-3, batch_size: int = 12,
-                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None,
-                    config=None) -> list:
+def warmup_pretrain(model, pairs, tokenizer=None, steps: int | None = None, lr: float | None = None,
+                    batch_size: int | None = None, seed: int | None = None, max_len: int | None = None,
+                    max_grad_norm: float | None = None, log=None, config=None) -> list:
     """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
     completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
-    `log(step, loss)` is called every step when given; `config` supplies the length settings."""
+    `log(step, loss)` is called every step when given; `config` (default DPOConfig())
+    supplies the length settings and every argument left None: steps = sft_steps,
+    lr = sft_lr, batch_size, seed, max_grad_norm."""
+    defaults = config or DPOConfig()
+    steps = defaults.sft_steps if steps is None else steps
+    lr = defaults.sft_lr if lr is None else lr
+    batch_size = defaults.batch_size if batch_size is None else batch_size
+    seed = defaults.seed if seed is None else seed
+    max_grad_norm = defaults.max_grad_norm if max_grad_norm is None else max_grad_norm
     if steps < 0:
         raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
     backend = type(model).backend
