@@ -149,7 +149,7 @@ def _add_config_options(p, only=None):
         if not flags:
             continue
         default = ",".join(opt.default) if isinstance(opt.default, (list, tuple)) else opt.default
-        shown = "" if default is None else f" (default: {default})"
+        shown = f" (default: {default})" if default is not None else "" if "default" in opt.help else " (default: off)"
         if opt.kind is bool:
             g.add_argument(*flags, dest=_dest(opt.path), action=argparse.BooleanOptionalAction, default=None,
                            help=opt.help + shown)

@@ -73,7 +73,7 @@ class DPOConfig:
     bf16: bool = option(False, trl="bf16", help="bfloat16 autocast of the forward passes (torch backend only)")
     ld_alpha: float | None = option(None, trl="ld_alpha",
                                     help="LD-DPO: weight in [0, 1] of the log-probs of the longer completion's "
-                                         "tokens past the shorter one's length (default: off)")
+                                         "tokens past the shorter one's length")
     use_weighting: bool = option(False, trl="use_weighting",
                                  help="WPO: weight each pair's loss by the policy's length-normalised probabilities")
     sync_ref_model: bool = option(False, trl="sync_ref_model",
@@ -81,7 +81,8 @@ class DPOConfig:
     ref_model_mixup_alpha: float = option(0.6, trl="ref_model_mixup_alpha",
                                           help="TR-DPO: reference <- α·policy + (1-α)·reference")
     ref_model_sync_steps: int = option(512, trl="ref_model_sync_steps", help="TR-DPO: updates between syncs")
-    batch_size: int = option(12, trl="per_device_train_batch_size", aliases=("batch_size",), help="pairs per step")
+    batch_size: int = option(12, trl="per_device_train_batch_size", aliases=("batch_size",),
+                             help="pairs per micro-batch (an update takes gradient_accumulation_steps of them)")
     epochs: int = option(20, trl="num_train_epochs", aliases=("epochs",), help="passes over the training pairs")
     max_steps: int | None = option(None, trl="max_steps", help="stop after this many updates (default: epochs)")
     seed: int = option(0, trl="seed", help="seeds initialisation, shuffling, the split and sampling")

@@ -257,3 +257,11 @@ def test_sync_ref_model_resumes_from_the_synced_reference(tmp_path):
     np.testing.assert_allclose(rest.rows("loss"), whole.rows("loss")[3:], rtol=1e-12)
     for name in whole_weights:
         np.testing.assert_allclose(rest_weights[name], whole_weights[name], rtol=1e-12, atol=1e-15)
+
+
+def test_sft_warmup_defaults_come_from_the_config():
+    be = backend("numpy", "float64")
+    policy, _ = build_models(tiny_config(), backend=be)
+    from dpo.training import warmup_pretrain
+
+    assert len(warmup_pretrain(policy, pairs(), config=tiny_config(sft_steps=3))) == 3
