@@ -138,17 +138,19 @@ def policy_forward(model, batch, config: DPOConfig) -> PolicyForward:
         logps = per_token.sum(-1)
     else:
         logps = (per_token * backend.tensor(ld_token_weights(batch, config.ld_alpha))).sum(-1)
-    logits_np = np.asarray(backend.to_numpy(logits.detach()), dtype=np.float64)
-    mean_logits = logits_np.mean(-1)
-    mask = batch.loss_mask
-    chosen_mask, rejected_mask = batch.chosen_rejected(mask)
-    chosen_mean, rejected_mean = batch.chosen_rejected(mean_logits)
+    logits_np = backend.to_numpy(logits.detach())
+    chosen_mask, rejected_mask = batch.chosen_rejected(batch.loss_mask)
+    chosen_logits, rejected_logits = batch.chosen_rejected(logits_np)
+
+    def mean_logit(rows, mask):  # over the vocabulary, then over the completion tokens (TRL's logits/*)
+        return float(rows[mask].mean(dtype=np.float64)) if mask.any() else 0.0
+
     weights = None
     if config.use_weighting:
         token_logps = np.asarray(backend.to_numpy(per_token.detach()), dtype=np.float64)
         weights = wpo_weights(logits_np, token_logps, batch)
-    return PolicyForward(logps, weights, float(chosen_mean[chosen_mask].mean()) if chosen_mask.any() else 0.0,
-                         float(rejected_mean[rejected_mask].mean()) if rejected_mask.any() else 0.0)
+    return PolicyForward(logps, weights, mean_logit(chosen_logits, chosen_mask),
+                         mean_logit(rejected_logits, rejected_mask))
 
 
 def reference_forward_logps(reference, batch, config: DPOConfig) -> np.ndarray:

@@ -265,3 +265,15 @@ def test_sft_warmup_defaults_come_from_the_config():
     from dpo.training import warmup_pretrain
 
     assert len(warmup_pretrain(policy, pairs(), config=tiny_config(sft_steps=3))) == 3
+
+
+def test_logits_metrics_are_the_mean_logit_over_completion_tokens():
+    be = backend("numpy", "float64")
+    policy, _ = build_models(tiny_config(), backend=be)
+    batch = one_batch()
+    forward = policy_forward(policy, batch, tiny_config())
+    logits = be.to_numpy(policy(be.tensor(batch.input_ids), be.tensor(batch.attention_mask)))
+    b = batch.batch_size
+    per_position = logits.mean(-1)  # over the vocabulary
+    assert forward.logits_chosen == pytest.approx(per_position[:b][batch.loss_mask[:b]].mean(), rel=1e-12)
+    assert forward.logits_rejected == pytest.approx(per_position[b:][batch.loss_mask[b:]].mean(), rel=1e-12)
