@@ -277,3 +277,20 @@ def test_logits_metrics_are_the_mean_logit_over_completion_tokens():
     per_position = logits.mean(-1)  # over the vocabulary
     assert forward.logits_chosen == pytest.approx(per_position[:b][batch.loss_mask[:b]].mean(), rel=1e-12)
     assert forward.logits_rejected == pytest.approx(per_position[b:][batch.loss_mask[b:]].mean(), rel=1e-12)
+
+
+def test_evaluate_margins_reads_ld_weighted_log_probs():
+    from dpo.evaluation import evaluate_margins
+
+    be = backend("numpy", "float64")
+    policy, _ = build_models(tiny_config(), backend=be, seed=1)
+    reference, _ = build_models(tiny_config(), backend=be, seed=2)
+    config = tiny_config(ld_alpha=0.0)
+    margins = evaluate_margins(policy, reference, pairs(4), config)
+    batch = one_batch(4)
+    expected = be.to_numpy(policy_forward(policy, batch, config).logps)
+    def both(rows):
+        return [m.policy_chosen for m in rows] + [m.policy_rejected for m in rows]
+
+    assert both(margins) == pytest.approx(list(expected), rel=1e-12)
+    assert both(evaluate_margins(policy, reference, pairs(4), tiny_config())) != pytest.approx(list(expected), rel=1e-6)
