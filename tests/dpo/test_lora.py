@@ -207,7 +207,7 @@ def test_reference_loading_the_policy_folds_its_adapters(name):
 def test_dpo_step_changes_only_the_adapters(name, tmp_path):
     be = backend(name)
     config = DPOConfig(model=SMALL, lora_r=2, lora_alpha=4, lora_target_modules=["qkv", "fc1"], max_steps=1,
-                       batch_size=4, lr=1e-2)
+                       warmup_steps=0, batch_size=4, lr=1e-2)
     policy, reference = build_models(config, backend=be)
     random_adapters(policy)
     pairs = make_preferences()[:4]
@@ -307,6 +307,9 @@ def test_missing_adapter_folder(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(lora_r=-1), "DPOConfig.lora_r must be a non-negative int, got -1"),
+    (dict(lora_target_modules=["qkv"]),
+     "DPOConfig.lora_target_modules is set (['qkv']) but lora_r is 0, so LoRA is off"),
+    (dict(lora_r=2, sync_ref_model=True), "DPOConfig.sync_ref_model: TR-DPO moves the reference, but with LoRA"),
     (dict(lora_r=4, lora_alpha=0), "DPOConfig.lora_alpha must be a positive number, got 0"),
     (dict(lora_r=4, lora_dropout=-0.1), "DPOConfig.lora_dropout must be a number in [0, 1), got -0.1"),
     (dict(lora_r=4, lora_target_modules=[""]), "DPOConfig.lora_target_modules must be a non-empty list"),
@@ -367,10 +370,12 @@ def test_cli_train_with_lora_warm_up_folds_it_into_the_reference(tmp_path, capsy
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--lora-alpha", "3"], "--lora-alpha needs --lora-r (LoRA is off without a rank)"),
-    (["--lora-r", "0"], "argument --lora-r: expected a positive integer, got '0'"),
-    (["--lora-r", "2", "--lora-dropout", "1"], "argument --lora-dropout: expected a number in [0, 1), got '1'"),
-    (["--lora-r", "2", "--lora-target-modules", ","], "expected comma-separated module names, got ','"),
+    (["--lora-alpha", "3"], "argument --lora-alpha: DPOConfig.lora_alpha is set (3.0) but lora_r is 0, so LoRA is off"),
+    (["--lora-r", "-1"], "argument --lora-r: DPOConfig.lora_r must be a non-negative int, got -1"),
+    (["--lora-r", "2", "--lora-dropout", "1"],
+     "argument --lora-dropout: DPOConfig.lora_dropout must be a number in [0, 1), got 1.0"),
+    (["--lora-r", "2", "--lora-target-modules", ","],
+     "argument --lora-target-modules: expected comma-separated module names, got ','"),
     (["--lora-r", "2", "--lora-target-modules", "nope"],
      "apply_lora: target module(s) 'nope' match no linear layer of TinyGPT; its linear layers are named: "
      "fc1, fc2, head, out, qkv"),
@@ -406,7 +411,7 @@ def test_dropout_acts_on_the_adapter_input_in_training_only(name):
 def test_lora_run_resumed_equals_uninterrupted(tmp_path):
     be = backend("numpy")
     config = DPOConfig(model=SMALL, lora_r=2, lora_target_modules=["qkv", "fc1"], max_steps=2, batch_size=4, lr=1e-2,
-                       checkpoint_every=1)
+                       warmup_steps=0, checkpoint_every=1)
     pairs = make_preferences()[:8]
     policy, reference = build_models(config, backend=be)
     train_dpo(policy, reference, pairs, config, out_dir=str(tmp_path / "whole"))
