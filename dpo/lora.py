@@ -238,8 +238,13 @@ def apply_lora(model, r: int = 8, alpha: float = 16, dropout: float = 0.0, targe
                         "load a fresh model first")
     targets = default_target_modules(model) if targets is None else targets
     names = [n for n in linear_names(model) if _matches(n, targets)]
+    if isinstance(targets, str) and not names:
+        example = linear_names(model)[0] if linear_names(model) else "none"
+        raise LoraError(f"apply_lora: target_modules {targets!r} is a regular expression (PEFT's rule for a string) "
+                        f"and matches no whole linear layer name (such as {example}); pass a list of names to match "
+                        "name suffixes")
     if isinstance(targets, str):
-        unmatched = [] if names else [targets]
+        unmatched = []
     else:
         unmatched = [t for t in targets if not any(_matches(n, [t]) for n in names)]
     if unmatched:

@@ -249,6 +249,8 @@ def test_save_and_load_adapter_round_trip(tmp_path):
     (dict(dropout=1.0), "apply_lora: dropout must be a number in [0, 1), got 1.0"),
     (dict(target_modules=[]), "apply_lora: target_modules must be a non-empty list"),
     (dict(target_modules="("), "apply_lora: target_modules '(' is not a regular expression"),
+    (dict(target_modules="qkv"), "apply_lora: target_modules 'qkv' is a regular expression (PEFT's rule for a string) "
+                                 "and matches no whole linear layer name (such as blocks.0.attn.qkv)"),
     (dict(target_modules=["qkv", "q_proj"]),
      "apply_lora: target module(s) 'q_proj' match no linear layer of TinyGPT; its linear layers are named: "
      "fc1, fc2, head, out, qkv"),
@@ -426,3 +428,8 @@ def test_lora_run_resumed_equals_uninterrupted(tmp_path):
     for key, value in expected.items():
         np.testing.assert_array_equal(got[key], value, err_msg=key)
     assert np.abs(expected["blocks.0.fc1.lora_B.weight"]).max() > 0  # it trained
+
+
+def test_a_string_target_is_a_regular_expression_on_whole_names():
+    model = apply_lora(TinyGPT(SMALL, backend=backend("numpy")), target_modules=r"blocks\.1\..*(qkv|fc2)")
+    assert sorted({k.rsplit(".", 2)[0] for k in adapter_state(model)}) == ["blocks.1.attn.qkv", "blocks.1.fc2"]
