@@ -39,10 +39,10 @@ def plot_frontier(rows: list, out_png) -> str | None:
     if reference is not None:
         left.axhline(reference["reward"], color="0.4", ls=":", lw=1, label=f"π_ref ({reference['reward']:.2f})")
     left.set_xlabel("KL(π_θ ‖ π_ref) on held-out prompts (nats, exact per-position sum)")
-    left.set_ylabel("true reward σ(n_pos − n_neg)")
+    left.set_ylabel("true reward σ(n_pos − n_neg − n_unknown)")
     left.set_title("synthetic reviews: reward vs KL every eval step")
     left.grid(alpha=0.3)
-    left.legend(fontsize=7.5, loc="lower right")
+    left.legend(fontsize=7.5, loc="best")
 
     optimal = sorted((r for r in rows if r.get("kind") == "bandit_optimal"), key=lambda r: r["kl"])
     learned = [r for r in rows if r.get("kind") == "bandit_dpo"]
@@ -50,11 +50,11 @@ def plot_frontier(rows: list, out_png) -> str | None:
         right.plot([r["kl"] for r in optimal], [r["reward"] for r in optimal], "-", color="0.2",
                    label="π* ∝ π_ref·exp(r/β) (closed form)")
     for r in learned:
-        right.plot(r["kl"], r["reward"], "o", ms=7, mfc="none", mew=1.5)
+        right.plot(r["kl"], r["reward"], "o", ms=7, mfc="none", mew=1.5, color="C3")
         right.annotate(f"β={r['beta']:g}", (r["kl"], r["reward"]), textcoords="offset points", xytext=(5, -10),
                        fontsize=7.5)
     if learned:
-        right.plot([], [], "o", mfc="none", color="C0", label="DPO on exact Bradley–Terry preferences")
+        right.plot([], [], "o", mfc="none", mew=1.5, color="C3", label="DPO on exact Bradley–Terry preferences")
     right.set_xscale("symlog", linthresh=1e-2)
     right.set_xlabel("KL(π ‖ π_ref) (nats)")
     right.set_ylabel("expected true reward")

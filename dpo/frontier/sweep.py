@@ -36,9 +36,9 @@ from .plot import run_label
 from .sampling import sample_completions
 from .task import Demonstration, make_corpus, split_prompts, true_reward
 
-DEFAULT_RUNS = (("sigmoid", 0.05), ("sigmoid", 0.1), ("sigmoid", 0.5), ("sigmoid", 1.0), ("sigmoid", 5.0),
-                ("ipo", 0.5), ("simpo", 2.0), ("sft", 0.1))
-QUICK_RUNS = (("sigmoid", 0.1), ("sigmoid", 1.0), ("ipo", 0.5), ("simpo", 2.0), ("sft", 0.1))
+DEFAULT_RUNS = (("sigmoid", 0.1), ("sigmoid", 0.5), ("sigmoid", 1.0), ("sigmoid", 5.0), ("sigmoid", 20.0),
+                ("ipo", 5.0), ("simpo", 2.0), ("sft", 0.1))
+QUICK_RUNS = (("sigmoid", 0.1), ("sigmoid", 5.0), ("ipo", 5.0), ("simpo", 2.0), ("sft", 0.1))
 
 
 
@@ -59,14 +59,14 @@ class FrontierConfig:
 
     model: GPTConfig = dataclasses.field(default_factory=lambda: GPTConfig(hidden=64, heads=4, depth=2, max_len=64))
     corpus_size: int = 4000
-    sft_steps: int = 500
+    sft_steps: int = 300
     sft_lr: float = 3e-3
     sft_batch_size: int = 32
-    train_prompts: int = 256
-    samples_per_prompt: int = 4
+    train_prompts: int = 320
+    samples_per_prompt: int = 6
     runs: tuple = DEFAULT_RUNS
-    steps: int = 240
-    eval_every: int = 30
+    steps: int = 150
+    eval_every: int = 25
     batch_size: int = 32
     lr: float = 1e-4
     eval_prompts: int = 48
@@ -102,8 +102,8 @@ class FrontierConfig:
     @classmethod
     def quick(cls, **changes) -> FrontierConfig:
         """The `--quick` sweep: the same experiment, smaller, in about a minute on two cores."""
-        values = dict(corpus_size=1500, sft_steps=200, train_prompts=96, runs=QUICK_RUNS, steps=60, eval_every=20,
-                      batch_size=16, eval_prompts=24, eval_samples=4, bandit_prompts=8, bandit_steps=400)
+        values = dict(corpus_size=1500, sft_steps=150, train_prompts=128, samples_per_prompt=4, runs=QUICK_RUNS,
+                      steps=40, eval_every=20, batch_size=16, eval_prompts=24, eval_samples=4, bandit_prompts=8)
         values.update(changes)
         return cls(**values)
 
@@ -136,6 +136,22 @@ def _clean(completion, tokenizer) -> str | None:
     return text if text and tokenizer.encode_completion(text) == list(completion) else None
 
 
+def preference_rows(prompt: str, completions) -> tuple[list[dict], int]:
+    """Every pair of `completions` labelled by the true reward: (rows with prompt, chosen (the
+    higher reward), rejected and both rewards; the number of tied pairs, which are dropped)."""
+    rows, ties = [], 0
+    for a in range(len(completions)):
+        for b in range(a + 1, len(completions)):
+            ra, rb = true_reward(prompt, completions[a]), true_reward(prompt, completions[b])
+            if ra == rb:
+                ties += 1
+                continue
+            (chosen, rc), (rejected, rr) = sorted(((completions[a], ra), (completions[b], rb)), key=lambda t: -t[1])
+            rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "chosen_reward": rc,
+                         "rejected_reward": rr})
+    return rows, ties
+
+
 def make_preference_file(reference, prompts, config: FrontierConfig, path, tokenizer) -> dict:
     """Sample `samples_per_prompt` completions per prompt from `reference` at temperature 1,
     label every pair by the true reward (higher = chosen; ties and unusable samples dropped)
@@ -147,16 +163,9 @@ def make_preference_file(reference, prompts, config: FrontierConfig, path, token
     for i, prompt in enumerate(prompts):
         texts = [_clean(c, tokenizer) for c in completions[i * k:(i + 1) * k]]
         unusable += sum(t is None for t in texts)
-        texts = [t for t in texts if t is not None]
-        for a in range(len(texts)):
-            for b in range(a + 1, len(texts)):
-                ra, rb = true_reward(prompt, texts[a]), true_reward(prompt, texts[b])
-                if ra == rb:
-                    ties += 1
-                    continue
-                (chosen, rc), (rejected, rr) = sorted(((texts[a], ra), (texts[b], rb)), key=lambda t: -t[1])
-                rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected, "chosen_reward": rc,
-                             "rejected_reward": rr})
+        labelled, tied = preference_rows(prompt, [t for t in texts if t is not None])
+        rows += labelled
+        ties += tied
     if not rows:
         raise RuntimeError("make_preference_file: every sampled pair tied or was unusable; "
                            "raise samples_per_prompt or train_prompts")
