@@ -104,3 +104,22 @@ def test_sampling_rejects_bad_arguments(models):
         sample_completions(policy, [[1] * 8], 2, STOP, PAD)
     with pytest.raises(ValueError, match="temperature must be a positive number"):
         sample_completions(policy, [PROMPT], 2, STOP, PAD, temperature=0.0)
+
+
+def test_sampling_and_kl_agree_across_backends(models):
+    from tests.conftest import require_torch
+
+    require_torch()
+    torch_be = get_backend("torch", dtype="float64")
+    on_torch = []
+    for model in models:
+        twin = TinyGPT(CONFIG, backend=torch_be)
+        twin.load_weights(model.export_weights())
+        on_torch.append(twin)
+    prompts = [PROMPT, [2], [1, 1, 2]] * 20
+    samples = sample_completions(models[0], prompts, MAX_NEW, STOP, PAD, seed=5)
+    assert sample_completions(on_torch[0], prompts, MAX_NEW, STOP, PAD, seed=5) == samples
+    numpy_kl = sequence_kl(*models, prompts, samples, PAD)
+    torch_kl = sequence_kl(*on_torch, prompts, samples, PAD)
+    np.testing.assert_allclose(torch_kl.exact, numpy_kl.exact, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(torch_kl.log_ratio, numpy_kl.log_ratio, rtol=0, atol=1e-10)
