@@ -4,9 +4,9 @@ import math
 
 import pytest
 
+from dpo.frontier import task
 from dpo.frontier.sweep import preference_rows
-from dpo.frontier.task import (CONNECTIVES, NEGATIVE, NEUTRAL, NOUNS, POSITIVE, all_prompts, make_corpus, sentiment,
-                               split_prompts, true_reward)
+from dpo.frontier.task import all_prompts, make_corpus, sentiment, split_prompts, true_reward
 
 
 def sigma(s):
@@ -36,7 +36,7 @@ def test_corpus_is_seeded_and_made_of_the_task_words():
     corpus = make_corpus(200, seed=3)
     assert corpus == make_corpus(200, seed=3) and corpus != make_corpus(200, seed=4)
     prompts = set(all_prompts())
-    vocabulary = {*NOUNS, *POSITIVE, *NEGATIVE, *NEUTRAL, *CONNECTIVES, "was"}
+    vocabulary = {*task.NOUNS, *task.POSITIVE, *task.NEGATIVE, *task.NEUTRAL, *task.CONNECTIVES, "was"}
     for prompt, completion in corpus:
         assert prompt in prompts
         words = completion.split()
