@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 
 import numpy as np
 
@@ -223,14 +224,10 @@ def run_frontier(config: FrontierConfig | None = None, out_dir=None, backend="nu
     n_bandit = config.bandit_prompts
     train_prompts, held_out = split_prompts(config.train_prompts, config.eval_prompts + n_bandit, config.seed)
     eval_prompts, bandit_prompts = held_out[:config.eval_prompts], held_out[config.eval_prompts:]
-    pref_path = os.path.join(out_dir, "preferences.jsonl") if out_dir else None
-    if pref_path is None:
-        import tempfile
-
-        pref_dir = tempfile.TemporaryDirectory()
-        pref_path = os.path.join(pref_dir.name, "preferences.jsonl")
-    counts = make_preference_file(reference, train_prompts, config, pref_path, tokenizer)
-    pairs = load_preferences(pref_path, max_len=config.model.max_len)
+    with tempfile.TemporaryDirectory() as scratch:  # the pairs go through a file, as a user's would
+        pref_path = os.path.join(out_dir or scratch, "preferences.jsonl")
+        counts = make_preference_file(reference, train_prompts, config, pref_path, tokenizer)
+        pairs = load_preferences(pref_path, max_len=config.model.max_len)
     log(f"preferences: {counts['pairs']} pairs from {len(train_prompts)} prompts x {config.samples_per_prompt} "
         f"samples ({counts['ties']} ties and {counts['unusable']} unusable samples dropped)")
 
