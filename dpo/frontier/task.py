@@ -29,6 +29,8 @@ import re
 
 import numpy as np
 
+from ..tokenize import truncated_ids
+
 NOUNS = ("film", "plot", "cast", "music", "story", "acting", "ending", "script")
 POSITIVE = ("good", "great", "fun", "superb", "lovely", "fine", "moving", "clever")
 NEGATIVE = ("bad", "dull", "awful", "weak", "boring", "poor", "silly", "bland")
@@ -107,6 +109,7 @@ class Demonstration:
     def __init__(self, prompt: str, completion: str, source: str = ""):
         self.prompt, self.completion, self.source = prompt, completion, source
 
-    def token_ids(self, tokenizer):
+    def token_ids(self, tokenizer, config=None):
+        """(prompt ids, completion ids, completion ids), with config's length limits as a PreferencePair's."""
         completion = tokenizer.encode_completion(self.completion)
-        return tokenizer.encode_prompt(self.prompt), completion, completion
+        return truncated_ids((tokenizer.encode_prompt(self.prompt), completion, completion), config)
