@@ -89,3 +89,15 @@ def test_config_names_a_bad_field():
         FrontierConfig(steps=0)
     with pytest.raises(ValueError, match="unknown loss_type .dpo."):
         FrontierConfig(runs=(("dpo", 0.1),))
+
+
+def test_options_shape_the_config():
+    from dpo.cli import build_parser
+    from dpo.frontier.command import config_from_args
+
+    args = build_parser().parse_args(["frontier", "--out", "x", "--betas", "0.2,2", "--steps", "30", "--seed", "3"])
+    config = config_from_args(args)
+    assert config.runs == (("sigmoid", 0.2), ("sigmoid", 2.0), ("ipo", 5.0), ("simpo", 2.0), ("sft", 0.1))
+    assert (config.steps, config.seed, config.sft_steps) == (30, 3, FrontierConfig().sft_steps)
+    quick = config_from_args(build_parser().parse_args(["frontier", "--out", "x", "--quick", "--eval-every", "5"]))
+    assert quick.eval_every == 5 and quick.sft_steps == FrontierConfig.quick().sft_steps < FrontierConfig().sft_steps
