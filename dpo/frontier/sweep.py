@@ -42,7 +42,6 @@ DEFAULT_RUNS = (("sigmoid", 0.1), ("sigmoid", 0.5), ("sigmoid", 1.0), ("sigmoid"
 QUICK_RUNS = (("sigmoid", 0.1), ("sigmoid", 5.0), ("ipo", 5.0), ("simpo", 2.0), ("sft", 0.1))
 
 
-
 @dataclasses.dataclass
 class FrontierConfig:
     """Sizes of the experiment; the defaults are the full sweep, `quick()` a one-minute one.
