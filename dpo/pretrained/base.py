@@ -43,9 +43,6 @@ def check_inputs(model, ids, attention_mask, cache):
     if ids.dtype != backend.int_dtype:
         raise TypeError(f"{name}: token ids must be int64 integers, got {ids.dtype}")
     T = ids.shape[1]
-    used = T if cache is None else cache.length + T
-    if used > cfg.max_len:
-        raise ValueError(f"{name}: sequence length {used} exceeds max_len {cfg.max_len}; truncate the input")
     if ids.numel():
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= cfg.vocab_size:
@@ -69,6 +66,10 @@ def check_inputs(model, ids, attention_mask, cache):
             )
     if cache is not None and cache.batch_size != ids.shape[0]:
         raise ValueError(f"{name}: the cache holds {cache.batch_size} rows, the ids {ids.shape[0]}")
+    used = T if cache is None else cache.next_length(
+        T, None if attention_mask is None else backend.to_numpy(attention_mask))
+    if used > cfg.max_len:
+        raise ValueError(f"{name}: sequence length {used} exceeds max_len {cfg.max_len}; truncate the input")
     return ids, attention_mask
 
 

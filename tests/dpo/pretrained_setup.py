@@ -29,28 +29,29 @@ def transformers_or_skip():
     return pytest.importorskip("transformers", reason="transformers is not installed (the dev extra)")
 
 
-def build_hf(arch: str, seed: int = 0):
+def build_hf(arch: str, seed: int = 0, init_std: float = 0.02):
     """A randomly initialised small transformers model (float32), norms and biases
-    perturbed so that an ignored norm weight or bias shows in the logits."""
+    perturbed so that an ignored norm weight or bias shows in the logits. A larger
+    `init_std` gives peakier, more varied next-token choices (generation tests)."""
     transformers = transformers_or_skip()
     import torch
 
     torch.manual_seed(seed)
     if arch == "gpt2":  # tied head (GPT-2 always ties)
         config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=48,
-                                         bos_token_id=0, eos_token_id=1)
+                                         bos_token_id=0, eos_token_id=1, initializer_range=init_std)
         model = transformers.GPT2LMHeadModel(config)
     elif arch == "llama":  # GQA (4 query heads, 2 kv heads), tied embeddings, llama3 rope scaling
         config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
                                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                                           tie_word_embeddings=True, rope_scaling=dict(LLAMA3_ROPE), rms_norm_eps=1e-5,
-                                          bos_token_id=0, eos_token_id=1)
+                                          bos_token_id=0, eos_token_id=1, initializer_range=init_std)
         model = transformers.LlamaForCausalLM(config)
     elif arch == "qwen2":  # q/k/v biases, untied head, GQA 4:1, rope_theta other than the default
         config = transformers.Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
                                           num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=64,
                                           tie_word_embeddings=False, rope_theta=50000.0, bos_token_id=0,
-                                          eos_token_id=1)
+                                          eos_token_id=1, initializer_range=init_std)
         model = transformers.Qwen2ForCausalLM(config)
     else:
         raise ValueError(arch)
