@@ -118,10 +118,18 @@ def _spec(kind: str, backend: str, shape: dict, **extra) -> dict:
 
 
 def run(quick: bool = False, out_dir: str | None = None) -> dict:
+    """Run both parts, print the tables, and with `out_dir` write pretrained.json and
+    pretrained.md there."""
+    lines = []
+
+    def show(text=""):  # the tables go to stdout and to pretrained.md
+        lines.append(text)
+        print(text, flush=True)
+
     shape = QUICK if quick else FULL
     rounds, block = (2, 2) if quick else (4, 3)
     report = {"shape": {k: v for k, v in shape.items()}, "pairs": PAIRS, "dtype": "float32", "quick": quick}
-    print(f"\n## Pretrained shape: GPT-2 ({shape['n_layer']} layers, {shape['n_embd']} hidden, "
+    show(f"\n## Pretrained shape: GPT-2 ({shape['n_layer']} layers, {shape['n_embd']} hidden, "
           f"{shape['n_head']} heads, vocab {shape['vocab_size']}), float32\n")
     specs = {b: _spec("dpo_step_workload", b, shape) for b in ("numpy", "torch")}
     with SideBySide(specs) as side:
@@ -135,12 +143,12 @@ def run(quick: bool = False, out_dir: str | None = None) -> dict:
                         "peak_rss_mib": memory[b]["peak_rss_mib"], "steps": len(times[b])}
     report["dpo_step"] = step_rows
     report["parameters"] = info["numpy"]["parameters"]
-    print(f"One DPO step, {PAIRS} pairs x {shape['T']} tokens ({report['parameters'] / 1e6:.1f}M parameters):\n")
-    print("| backend | ms/step | tokens/s | peak RSS MiB |\n|---|---|---|---|")
+    show(f"One DPO step, {PAIRS} pairs x {shape['T']} tokens ({report['parameters'] / 1e6:.1f}M parameters):\n")
+    show("| backend | ms/step | tokens/s | peak RSS MiB |\n|---|---|---|---|")
     for b, row in step_rows.items():
-        print(f"| {b} | {row['ms_per_step']:.0f} ({row['spread']}) | {row['tokens_per_s']:.0f} | "
+        show(f"| {b} | {row['ms_per_step']:.0f} ({row['spread']}) | {row['tokens_per_s']:.0f} | "
               f"{row['peak_rss_mib']:.0f} |")
-    print(f"\nnumpy / torch time: {step_rows['numpy']['ms_per_step'] / step_rows['torch']['ms_per_step']:.2f}x; "
+    show(f"\nnumpy / torch time: {step_rows['numpy']['ms_per_step'] / step_rows['torch']['ms_per_step']:.2f}x; "
           f"peak RSS {step_rows['numpy']['peak_rss_mib'] / step_rows['torch']['peak_rss_mib']:.2f}x")
 
     gen_rows = {}
@@ -153,17 +161,23 @@ def run(quick: bool = False, out_dir: str | None = None) -> dict:
             ms = median_ms(samples)
             gen_rows[name] = {"ms": ms, "tokens_per_s": shape["new_tokens"] / (ms / 1e3)}
     report["generation"] = gen_rows
-    print(f"\nGeneration of {shape['new_tokens']} new tokens (greedy, {GEN_PROMPT}-token prompt):\n")
-    print("| backend | KV cache tokens/s | recompute tokens/s | speed-up |\n|---|---|---|---|")
+    show(f"\nGeneration of {shape['new_tokens']} new tokens (greedy, {GEN_PROMPT}-token prompt):\n")
+    show("| backend | KV cache tokens/s | recompute tokens/s | speed-up |\n|---|---|---|---|")
     for b in ("numpy", "torch"):
         c, r = gen_rows[f"{b} cache"], gen_rows[f"{b} recompute"]
         speedup = c["tokens_per_s"] / r["tokens_per_s"]
-        print(f"| {b} | {c['tokens_per_s']:.1f} | {r['tokens_per_s']:.1f} | {speedup:.1f}x |")
+        show(f"| {b} | {c['tokens_per_s']:.1f} | {r['tokens_per_s']:.1f} | {speedup:.1f}x |")
     report["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report["cpu_count"], report["load_average_1_5_15"] = os.cpu_count(), list(os.getloadavg())
+    show(f"\n{report['cpu_count']} CPUs; load average at the end {report['load_average_1_5_15'][0]:.1f} (1 min), "
+         f"{report['load_average_1_5_15'][2]:.1f} (15 min): other work on the machine shows in these figures")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "pretrained.json"), "w") as f:
             json.dump(report, f, indent=2)
+        with open(os.path.join(out_dir, "pretrained.md"), "w") as f:
+            f.write("\n".join(lines + ["", f"Measured {report['date']} with `python -m benchmarks.pretrained "
+                                            "--out benchmarks/results`.", ""]))
     return report
 
 
