@@ -169,6 +169,10 @@ class PretrainedCausalLM(ModelDefinition):
         return sum(int(np.prod(p.shape)) for p in self.parameters())
 
     # ---- a Hugging Face folder -----------------------------------------------------------
+    def hf_config(self) -> dict:
+        """The config.json contents (each architecture writes out the values it uses)."""
+        raise NotImplementedError
+
     def save_pretrained(self, out_dir, dtype: str | None = None) -> None:
         """Write config.json and model.safetensors (float32 unless `dtype` says
         "float64"), plus the tokenizer files of the folder the model was loaded from,
@@ -176,7 +180,7 @@ class PretrainedCausalLM(ModelDefinition):
         dtype = dtype or "float32"
         if dtype not in ("float32", "float64"):
             raise ValueError(f"save_pretrained: dtype must be 'float32' or 'float64', got {dtype!r}")
-        config = copy.deepcopy(self.config.raw)
+        config = copy.deepcopy(self.hf_config())
         config["architectures"] = [self.architecture]
         config["dtype"] = dtype
         config.pop("torch_dtype", None)

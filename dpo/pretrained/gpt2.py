@@ -42,6 +42,11 @@ class GPT2Config:
     def head_dim(self):
         return self.n_embd // self.n_head
 
+    def to_hf(self) -> dict:
+        """The config.json dict: the loaded one, with every value this model uses written out."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "raw"}
+        return {**self.raw, **fields, "model_type": "gpt2"}
+
     @classmethod
     def from_hf(cls, raw: dict, source="config.json") -> GPT2Config:
         """From a transformers config dict; one line for each option not implemented."""
@@ -155,3 +160,6 @@ class GPT2LMHeadModel(PretrainedCausalLM):
 
     def logits(self, hidden):
         return self.lm_head(hidden)  # (..., V)
+
+    def hf_config(self) -> dict:
+        return self.config.to_hf()

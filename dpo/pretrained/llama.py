@@ -47,6 +47,19 @@ class LlamaConfig:
     def max_len(self):
         return self.max_position_embeddings
 
+    def to_hf(self, model_type: str) -> dict:
+        """The config.json dict: the loaded one, with every value this model uses written
+        out under transformers' names (rope settings stay as they were given)."""
+        names = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                 "num_key_value_heads", "head_dim", "rms_norm_eps", "max_position_embeddings", "tie_word_embeddings",
+                 "mlp_bias")
+        out = {**self.raw, **{k: getattr(self, k) for k in names}, "model_type": model_type, "hidden_act": "silu"}
+        if model_type == "llama":
+            out["attention_bias"] = self.qkv_bias
+        if not (self.raw.get("rope_parameters") or self.raw.get("rope_theta")):
+            out["rope_theta"] = self.rope_theta
+        return out
+
     @classmethod
     def from_hf(cls, raw: dict, architecture: str, source="config.json") -> LlamaConfig:
         """From a transformers config dict (rope as `rope_parameters`, or the older
@@ -188,6 +201,7 @@ class LlamaForCausalLM(PretrainedCausalLM):
     """Token ids (B, T) [+ attention mask, right padding] -> logits (B, T, vocab_size)."""
 
     architecture = "LlamaForCausalLM"
+    model_type = "llama"
     ignored = (".rotary_emb.inv_freq",)  # recomputed from the config, stored by some older files
     embedding_name = "model.embed_tokens.weight"
 
@@ -223,8 +237,12 @@ class LlamaForCausalLM(PretrainedCausalLM):
     def logits(self, hidden):
         return self.lm_head(hidden)  # (..., V)
 
+    def hf_config(self) -> dict:
+        return self.config.to_hf(self.model_type)
+
 
 class Qwen2ForCausalLM(LlamaForCausalLM):
     """Llama with biases on the q, k and v projections (Qwen2, Qwen2.5)."""
 
     architecture = "Qwen2ForCausalLM"
+    model_type = "qwen2"

@@ -196,6 +196,30 @@ def test_save_pretrained_loads_in_transformers_with_the_same_logits(saved, arch,
     assert np.abs(as_numpy(again(ids, mask)) - expected).max() <= 1e-10
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_model_built_here_from_a_minimal_config_loads_in_transformers(arch, tmp_path):
+    """No source folder: save_pretrained writes out model_type and every value the model
+    uses, so transformers' defaults cannot disagree with ours."""
+    import torch
+    import transformers
+
+    from dpo.pretrained import ARCHITECTURES
+
+    name = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[arch]
+    raw = {"architectures": [name], "vocab_size": 50}
+    raw.update({"n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 32} if arch == "gpt2" else
+               {"hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": 1, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "max_position_embeddings": 32})
+    definition, parse = ARCHITECTURES[name]
+    ours = definition(parse(raw, "test"), backend=get_backend("numpy", dtype="float64"))
+    ours.save_pretrained(tmp_path, dtype="float64")
+    back = float64_reference(transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float64).eval())
+    ids, mask = right_padded_batch(seed=3, T=6)
+    ids = ids % 50
+    expected = as_numpy(back(torch.tensor(ids), attention_mask=torch.tensor(mask)).logits)
+    assert np.abs(as_numpy(ours(ids, mask)) - expected).max() <= 1e-10
+
+
 def test_to_backend_and_load_weights_round_trip(saved):
     numpy_model = load_pretrained(saved["gpt2"][1], dtype="float64")
     torch_model = numpy_model.to_backend(get_backend("torch", dtype="float64"))
