@@ -107,10 +107,11 @@ def test_float64_logits_and_every_gradient_match_transformers(saved, arch, backe
         assert np.abs(g).max() <= 1e-15, f"{name}: the gradient of a key bias must be 0, got {np.abs(g).max()}"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_float32_matches_transformers_untouched(saved, arch):
+def test_float32_matches_transformers_untouched(saved, arch, backend):
     hf, folder = saved[arch]
-    ours = load_pretrained(folder, backend="numpy", dtype="float32")
+    ours = load_pretrained(folder, backend=backend, dtype="float32")
     ids, mask = right_padded_batch(seed=1)
     ref_logits, ref_loss, ref_grads = hf_logits_and_grads(hf, ids, mask)
     logits, loss, grads = our_logits_and_grads(ours, ids, mask)
