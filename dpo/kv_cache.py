@@ -43,6 +43,15 @@ class KVCache:
         added = T if attention_mask is None else (np.asarray(attention_mask) != 0).sum(axis=1)
         return int((self.lengths + added).max())
 
+    def check(self, model_name: str, batch: int, T: int, attention_mask, max_len: int) -> None:
+        """One line naming what is wrong when a chunk of (batch, T) does not fit: another
+        batch size than the cache's, or a row longer than the model's max_len."""
+        if batch != self.batch_size:
+            raise ValueError(f"{model_name}: the cache holds {self.batch_size} rows, the ids {batch}")
+        if self.next_length(T, attention_mask) > max_len:
+            raise ValueError(f"{model_name}: sequence length {self.next_length(T, attention_mask)} exceeds max_len "
+                             f"{max_len}; truncate the input")
+
     def positions(self, T: int, attention_mask=None) -> np.ndarray:
         """Positions (B, T) of the next T tokens; starts a new chunk. `attention_mask`
         (B, T), 1 = token, 0 = padding (right padding within the chunk)."""

@@ -198,12 +198,8 @@ class TinyGPT(ModelDefinition):
         if cache is None:
             positions = backend.arange(T)
         else:
-            if cache.batch_size != ids.shape[0]:
-                raise ValueError(f"TinyGPT: the cache holds {cache.batch_size} rows, the ids {ids.shape[0]}")
             mask = None if attention_mask is None else backend.to_numpy(attention_mask)
-            if cache.next_length(T, mask) > self.config.max_len:
-                raise ValueError(f"TinyGPT: sequence length {cache.next_length(T, mask)} exceeds max_len "
-                                 f"{self.config.max_len}; truncate the input")
+            cache.check("TinyGPT", ids.shape[0], T, mask, self.config.max_len)
             positions = backend.tensor(cache.positions(T, mask))
         x = self.tok(ids) + self.pos(positions)
         # right padding: a token only ever attends to earlier tokens, so the key mask

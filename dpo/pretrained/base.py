@@ -64,12 +64,12 @@ def check_inputs(model, ids, attention_mask, cache):
                 f"{name}: attention_mask row {int(not_right_padded[0])} is not right padding "
                 "(a 1 follows a 0); pad on the right"
             )
-    if cache is not None and cache.batch_size != ids.shape[0]:
-        raise ValueError(f"{name}: the cache holds {cache.batch_size} rows, the ids {ids.shape[0]}")
-    used = T if cache is None else cache.next_length(
-        T, None if attention_mask is None else backend.to_numpy(attention_mask))
-    if used > cfg.max_len:
-        raise ValueError(f"{name}: sequence length {used} exceeds max_len {cfg.max_len}; truncate the input")
+    if cache is None:
+        if T > cfg.max_len:
+            raise ValueError(f"{name}: sequence length {T} exceeds max_len {cfg.max_len}; truncate the input")
+    else:
+        cache.check(name, ids.shape[0], T, None if attention_mask is None else backend.to_numpy(attention_mask),
+                    cfg.max_len)
     return ids, attention_mask
 
 

@@ -297,3 +297,19 @@ def test_missing_shard_and_bad_gpt2_option_are_one_line(saved, tmp_path):
     edited = _edit_config(saved["gpt2"][1], tmp_path, scale_attn_by_inverse_layer_idx=True)
     with pytest.raises(PretrainedError, match="scale_attn_by_inverse_layer_idx=True .* is not implemented"):
         load_pretrained(edited)
+
+
+@pytest.mark.parametrize(("ids", "mask", "error", "message"), [
+    (np.ones((2, 3)), None, TypeError, "GPT2LMHeadModel: token ids must be integers, got float64"),
+    (np.ones(3, dtype=np.int64), None, ValueError, "token ids must have shape (batch, time), got (3,)"),
+    (np.full((1, 3), 96), None, ValueError, "token id 96 is outside the vocabulary [0, 96)"),
+    (np.ones((1, 49), dtype=np.int64), None, ValueError, "sequence length 49 exceeds max_len 48"),
+    (np.ones((2, 3), dtype=np.int64), np.ones((2, 4)), ValueError, "attention_mask has shape (2, 4)"),
+    (np.ones((2, 3), dtype=np.int64), np.array([[1, 1, 1], [0, 1, 1]]), ValueError,
+     "attention_mask row 1 is not right padding"),
+])
+def test_bad_forward_inputs_are_one_clear_line(saved, ids, mask, error, message):
+    model = load_pretrained(saved["gpt2"][1])
+    with pytest.raises(error) as excinfo:
+        model(ids, mask)
+    assert message in str(excinfo.value) and "\n" not in str(excinfo.value), str(excinfo.value)
