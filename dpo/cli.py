@@ -20,9 +20,12 @@ import sys
 import numpy as np
 
 from .batching import truncation_note
+from .chat_template import ChatTemplateError
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
+from .formats import read_messages
+from .hf_tokenizer import TokenizerFolderError
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
 from .metrics import plot_metrics, read_metrics
 
@@ -118,10 +121,19 @@ def _add_runtime(p):
 
 def _add_data(p):
     g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="FILE.jsonl", default=None,
-                   help="preference pairs: JSONL with prompt/chosen/rejected (default: the twelve built-in triples)")
+    g.add_argument("--data", metavar="FILE", default=None,
+                   help="preference pairs: JSONL, JSON array or Parquet, in any TRL preference format "
+                        "(default: the twelve built-in triples)")
     g.add_argument("--skip-invalid", action="store_true",
-                   help="skip malformed rows (counted and reported) instead of stopping at the first")
+                   help="skip malformed or unusable rows (counted and reported) instead of stopping at the first")
+    g.add_argument("--max-length", type=_positive_int, default=None,
+                   help="cut each prompt + completion row to this many tokens (TRL's; default: off)")
+    g.add_argument("--max-prompt-length", type=_positive_int, default=None,
+                   help="keep the last N prompt tokens (default: off)")
+    g.add_argument("--max-completion-length", type=_positive_int, default=None,
+                   help="keep the first N tokens of each completion (default: off)")
+    g.add_argument("--truncation-mode", choices=("keep_start", "keep_end"), default=None,
+                   help="what --max-length keeps of a row (default keep_start)")
 
 
 def _add_training(p, sft_only=False):
@@ -178,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--resume", metavar="CKPT", default=None,
                        help="continue an interrupted run from its checkpoint (its config is used; "
                             "reference.safetensors must lie beside it)")
+    train.add_argument("--precompute-ref-log-probs", action="store_true", default=None,
+                       help="store the reference log-probs in DIR and reuse them while the reference, data, "
+                            "tokenizer and length settings are unchanged (TRL's option)")
     train.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
                        help="steps between checkpoints (default 0: only at the end)")
     train.add_argument("--out", metavar="DIR", required=True, help="output folder")
@@ -194,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
     gen.add_argument("--checkpoint", metavar="CKPT", required=True)
-    gen.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
+    gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
+    gen.add_argument("--system", default=None, help="a system message before each --prompt")
+    gen.add_argument("--messages", action="append", default=[], metavar="FILE_OR_JSON",
+                     help='a conversation ending with a user turn: JSON [{"role": ..., "content": ...}, ...] '
+                          "or a file holding it (repeat for several)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
@@ -208,16 +227,17 @@ def _backend(args):
     return get_backend(args.backend, device=args.device, dtype=args.dtype)
 
 
-def _pairs(args, max_len):
+def _pairs(args, max_len, config=None):
     if args.data is None:
-        return make_preferences()
-    pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len)
-    if pairs.skipped:
-        print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
-              file=sys.stderr)
-    note = truncation_note(pairs, max_len=max_len)
+        pairs = make_preferences()
+    else:
+        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config)
+        if pairs.skipped:
+            print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
+                  file=sys.stderr)
+    note = truncation_note(pairs, max_len=max_len, config=config)
     if note:
-        print(f"{args.data}: {note}", file=sys.stderr)
+        print(f"{args.data or 'the built-in pairs'}: {note}", file=sys.stderr)
     return pairs
 
 
@@ -225,7 +245,10 @@ def _pairs(args, max_len):
 CONFIG_OPTIONS = {"batch_size": "batch_size", "lr": "lr", "beta": "beta", "loss_type": "loss_type",
                   "loss_weights": "loss_weights", "label_smoothing": "label_smoothing", "epochs": "epochs",
                   "max_steps": "max_steps", "eval_fraction": "eval_fraction", "sft_steps": "sft_steps",
-                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps"}
+                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps",
+                  "max_length": "max_length", "max_prompt_length": "max_prompt_length",
+                  "max_completion_length": "max_completion_length", "truncation_mode": "truncation_mode",
+                  "precompute_ref_log_probs": "precompute_ref_log_probs"}
 
 
 def _config(args, base: DPOConfig | None = None) -> DPOConfig:
@@ -264,7 +287,7 @@ def cmd_demo(args):
     from .demo import run_demo
 
     config = _config(args)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     result = run_demo(_backend(args), config=config, pairs=pairs, out_dir=args.out)
     if args.out:
         _write_plot(args.out, result.result.history)
@@ -275,10 +298,10 @@ def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
     config = _config(args)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     policy, _ = build_models(config, backend=_backend(args))
     losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len, config=config,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
     path = os.path.join(args.out, "sft.safetensors")
@@ -303,13 +326,14 @@ def cmd_train(args):
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
     else:
         policy, reference = build_models(config, backend=backend)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     if args.resume:
         saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
         reference.load_weights(saved.weights)
     elif not args.init and config.sft_steps:
         losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)
+                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                 config=config)
         print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
         reference.load_weights(policy.export_weights())
     freeze(reference)
@@ -343,7 +367,8 @@ def cmd_eval(args):
     if not os.path.isfile(reference_path):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
-    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len), config)
+    config = _config(args, base=config)  # the checkpoint's config, with length options given here
+    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config), config)
     print(margin_table(margins))
     print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
     return 0
@@ -353,12 +378,22 @@ def cmd_generate(args):
     from .generation import generate
     from .tokenizer import InstructionTokenizer
 
+    if not args.prompt and not args.messages:
+        raise UsageError("generate: give --prompt TEXT or --messages FILE_OR_JSON (see --help)")
+    if args.system is not None and not args.prompt:
+        raise UsageError("generate: --system goes with --prompt; put a system message in --messages instead")
+    try:
+        conversations = [read_messages(value) for value in args.messages]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
     tokenizer = InstructionTokenizer()
-    for prompt in args.prompt:
-        text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, top_k=args.top_k, seed=args.seed or 0)
-        print(f"{prompt}\n  -> {text}")
+    for prompt in args.prompt + conversations:
+        text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                        top_k=args.top_k, seed=args.seed or 0, system=args.system if isinstance(prompt, str) else None,
+                        notify=lambda message: print(f"note: {message}", file=sys.stderr))
+        shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+        print(f"{shown}\n  -> {text}")
     return 0
 
 
@@ -379,7 +414,8 @@ def main(argv=None) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError) as error:
+    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError, TokenizerFolderError,
+            ChatTemplateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import ref_cache as ref_logps_cache
 from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, split_train_eval
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DPOConfig
@@ -81,10 +82,11 @@ def _masked_nll(model, batch, backend):
 
 
 def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3e-3, batch_size: int = 12,
-                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None) -> list:
+                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None,
+                    config=None) -> list:
     """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
     completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
-    `log(step, loss)` is called every step when given."""
+    `log(step, loss)` is called every step when given; `config` supplies the length settings."""
     if steps < 0:
         raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
     backend = type(model).backend
@@ -101,7 +103,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
     with Progress(steps, "sft") as bar:
         while step < steps:
             for chunk in iterate_batches(pairs, batch_size, seed=seed, epoch=epoch):
-                loss = _masked_nll(model, collate(chunk, tokenizer, max_len), backend)
+                loss = _masked_nll(model, collate(chunk, tokenizer, max_len, config), backend)
                 value = float(loss.item())
                 if not math.isfinite(value):
                     raise TrainingDiverged(f"SFT warm-up step {step + 1}: the loss is {value}")
@@ -121,7 +123,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
     return losses
 
 
-def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_size=32) -> np.ndarray:
+def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_size=32, config=None) -> np.ndarray:
     """(n, 2) float64 array: the reference's log-prob of each pair's chosen and
     rejected completion, computed once (no graph) to be cached for training."""
     backend = type(reference).backend
@@ -131,7 +133,7 @@ def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_si
     out = np.zeros((len(pairs), 2))
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
-            batch = collate(pairs[start:start + batch_size], tokenizer, max_len)
+            batch = collate(pairs[start:start + batch_size], tokenizer, max_len, config)
             logps = backend.to_numpy(sequence_log_prob(reference, batch).logps)
             chosen, rejected = batch.chosen_rejected(logps)
             out[start:start + len(chosen), 0] = chosen
@@ -248,12 +250,12 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
     if not pairs:
         raise ValueError("evaluate_pairs: no pairs to evaluate")
     if ref_logps is None:
-        ref_logps = reference_log_probs(reference, pairs, tokenizer, config.max_len)
+        ref_logps = reference_log_probs(reference, pairs, tokenizer, config.max_len, config=config)
     rows = []
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
-            batch = collate(chunk, tokenizer, config.max_len)
+            batch = collate(chunk, tokenizer, config.max_len, config)
             policy_logps = sequence_log_prob(policy, batch).logps
             ref = backend.tensor(np.asarray(ref_logps[start:start + len(chunk)], dtype=np.float64))
             pc, pr = batch.chosen_rejected(policy_logps)
@@ -263,12 +265,27 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
     return {k: sum(n * m[k] for n, m in rows) / total for k in rows[0][1]}
 
 
+def _reference_cache(reference, pairs, tokenizer, config, out_dir, name):
+    """The reference's (n, 2) log-probs of `pairs`: from out_dir when config.precompute_ref_log_probs
+    and the fingerprint matches (dpo.ref_cache), else computed (and then stored, when opted in)."""
+    def compute():
+        return reference_log_probs(reference, pairs, tokenizer, config.max_len, config=config)
+
+    if not (config.precompute_ref_log_probs and out_dir):
+        return compute()
+    prints = ref_logps_cache.fingerprint(reference, pairs, tokenizer, config)
+    return ref_logps_cache.load_or_compute(out_dir, name, prints, compute)
+
+
 # Fields that may change between a run and its resumption: they do not alter the steps already taken.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr")
+RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr",
+                     "precompute_ref_log_probs")
 
 
 def _check_resume_config(checkpoint, config: DPOConfig):
     saved, now = checkpoint.config, json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
+    defaults = {f.name: f.default for f in dataclasses.fields(DPOConfig) if f.default is not dataclasses.MISSING}
+    saved = {**defaults, **saved}  # a field the checkpoint predates had its default value
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
     if changed:
         details = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in changed)
@@ -302,7 +319,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     if not pairs:
         raise ValueError("train_dpo: no training pairs")
 
-    ref_cache = reference_log_probs(reference, pairs, tokenizer, config.max_len)
+    ref_cache = _reference_cache(reference, pairs, tokenizer, config, out_dir, "train")
     steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     policy.train()
@@ -323,7 +340,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             bco_state.load_state_dict(checkpoint.extra["bco_state"])
     # resuming keeps the rows up to the checkpoint; those an interrupted run logged after it are redone
     log = MetricsLog(metrics_path, append=resume_from is not None, keep_through_step=step)
-    eval_ref_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len) if eval_pairs else None
+    eval_ref_cache = _reference_cache(reference, eval_pairs, tokenizer, config, out_dir, "eval") if eval_pairs else None
     history, written, written_step = [], None, None
 
     def emit(row):
@@ -348,7 +365,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             for position, chunk in enumerate(iterate_batches(indices, config.batch_size, config.seed, epoch=epoch)):
                 if epoch * steps_per_epoch + position < step:
                     continue  # done before the checkpoint we resumed from
-                batch = collate([pairs[i] for i in chunk], tokenizer, config.max_len)
+                batch = collate([pairs[i] for i in chunk], tokenizer, config.max_len, config)
                 try:
                     metrics = dpo_step(policy, batch, ref_cache[chunk], optimizer, config, scheduler, bco_state,
                                        step=step + 1)
@@ -372,5 +389,5 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                                                                      ref_logps=eval_ref_cache)})
             epoch += 1
     save()
-    truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len)
+    truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len, config)
     return TrainResult(history, step, pairs, eval_pairs, written, truncated)
