@@ -5,6 +5,7 @@
     python -m dpo train --init runs/a/sft.safetensors --data prefs.jsonl --out runs/a
     python -m dpo eval --checkpoint runs/a/checkpoint.safetensors --data prefs.jsonl
     python -m dpo generate --checkpoint runs/a/checkpoint.safetensors --prompt "Compute 2 + 3."
+    python -m dpo train --model SmolLM2-135M-Instruct --data prefs.jsonl --out runs/b   # -> runs/b/model/
 
 Bad input (missing file, malformed row, unknown loss type, CUDA or torch absent,
 ...) prints one line on stderr and exits non-zero, without a traceback.
@@ -28,6 +29,7 @@ from .formats import read_messages
 from .hf_tokenizer import TokenizerFolderError
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
 from .metrics import plot_metrics, read_metrics
+from .pretrained import PretrainedError
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -75,6 +77,10 @@ def _fraction(text):
     return _number(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
+def _fraction_up_to_one(text):
+    return _number(text, lambda v: 0 < v <= 1, "a number in (0, 1]")
+
+
 def _smoothing(text):
     return _number(text, lambda v: 0 <= v < 0.5, "a number in [0, 0.5)")
 
@@ -117,6 +123,14 @@ def _add_runtime(p):
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default: float32")
     g.add_argument("--seed", type=_non_negative_int, default=None,
                    help="seeds initialisation, shuffling, the split and sampling (default 0)")
+
+
+def _add_model(p, required_without=None):
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="DIR", default=None,
+                   help="a Hugging Face model folder (GPT-2, Llama, Qwen2: config.json, safetensors, tokenizer) "
+                        "used instead of TinyGPT, with its own tokenizer and chat template"
+                        + (f"; replaces {required_without}" if required_without else ""))
 
 
 def _add_data(p):
@@ -176,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(sft)
     _add_data(sft)
     _add_training(sft, sft_only=True)
-    sft.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    _add_model(sft)
+    sft.add_argument("--out", metavar="DIR", required=True,
+                     help="output folder (with --model: the trained model as a Hugging Face folder DIR/model)")
 
     train = commands.add_parser("train", help="DPO training",
                                 description="DPO against a frozen reference (the --init model, or a fresh SFT "
@@ -195,20 +211,25 @@ def build_parser() -> argparse.ArgumentParser:
                             "tokenizer and length settings are unchanged (TRL's option)")
     train.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
                        help="steps between checkpoints (default 0: only at the end)")
-    train.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    _add_model(train)
+    train.add_argument("--out", metavar="DIR", required=True,
+                       help="output folder (with --model: the trained policy as a Hugging Face folder DIR/model)")
 
     evaluate = commands.add_parser("eval", help="reward margins of a trained policy",
                                    description="Per-pair log-probs, rewards and margins against the reference.")
     _add_runtime(evaluate)
     _add_data(evaluate)
-    evaluate.add_argument("--checkpoint", metavar="CKPT", required=True, help="the policy")
+    evaluate.add_argument("--checkpoint", metavar="CKPT", default=None, help="the policy")
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
-                          help="the reference (default: reference.safetensors beside --checkpoint)")
+                          help="the reference (default: reference.safetensors beside --checkpoint; "
+                               "with --model: a Hugging Face folder, required)")
+    _add_model(evaluate, required_without="--checkpoint")
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
-    gen.add_argument("--checkpoint", metavar="CKPT", required=True)
+    gen.add_argument("--checkpoint", metavar="CKPT", default=None)
+    _add_model(gen, required_without="--checkpoint")
     gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
     gen.add_argument("--system", default=None, help="a system message before each --prompt")
     gen.add_argument("--messages", action="append", default=[], metavar="FILE_OR_JSON",
@@ -217,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
+    gen.add_argument("--top-p", type=_fraction_up_to_one, default=None, help="nucleus sampling mass, in (0, 1]")
     return parser
 
 
@@ -227,15 +249,18 @@ def _backend(args):
     return get_backend(args.backend, device=args.device, dtype=args.dtype)
 
 
-def _pairs(args, max_len, config=None):
+def _pairs(args, max_len, config=None, tokenizer=None):
     if args.data is None:
+        if tokenizer is not None:
+            raise UsageError(f"{args.command} --model: give --data FILE (the built-in pairs are for TinyGPT)")
         pairs = make_preferences()
     else:
-        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config)
+        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config,
+                                 tokenizer=tokenizer)
         if pairs.skipped:
             print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
                   file=sys.stderr)
-    note = truncation_note(pairs, max_len=max_len, config=config)
+    note = truncation_note(pairs, tokenizer, max_len=max_len, config=config)
     if note:
         print(f"{args.data or 'the built-in pairs'}: {note}", file=sys.stderr)
     return pairs
@@ -277,6 +302,25 @@ def _model_from_checkpoint(path, backend):
     return model, config, checkpoint
 
 
+def _pretrained(path, backend):
+    """(model, tokenizer) from a Hugging Face model folder."""
+    from .hf_tokenizer import load_tokenizer
+    from .pretrained import load_pretrained
+
+    model = load_pretrained(path, backend=backend)
+    tokenizer = load_tokenizer(path)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise PretrainedError(f"{path}: the tokenizer has {tokenizer.vocab_size} ids, the model's vocabulary "
+                              f"only {model.config.vocab_size}")
+    return model, tokenizer
+
+
+def _save_model(model, out_dir):
+    path = os.path.join(out_dir, "model")
+    model.save_pretrained(path)
+    return path
+
+
 def _write_plot(out_dir, rows):
     note = plot_metrics(rows, os.path.join(out_dir, "metrics.png"))
     print(note or f"plot: {os.path.join(out_dir, 'metrics.png')}")
@@ -297,15 +341,23 @@ def cmd_demo(args):
 def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
-    config = _config(args)
-    pairs = _pairs(args, config.max_len, config)
-    policy, _ = build_models(config, backend=_backend(args))
-    losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
+    tokenizer = None
+    if args.model:
+        config = _config(args, base=DPOConfig(model_path=os.path.abspath(args.model)))
+        policy, tokenizer = _pretrained(args.model, _backend(args))
+    else:
+        config = _config(args)
+        policy, _ = build_models(config, backend=_backend(args))
+    pairs = _pairs(args, config.max_len, config, tokenizer)
+    losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
                              batch_size=config.batch_size, seed=config.seed, max_len=config.max_len, config=config,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
-    path = os.path.join(args.out, "sft.safetensors")
-    save_checkpoint(path, policy, config, step=len(losses))
+    if args.model:
+        path = _save_model(policy, args.out)
+    else:
+        path = os.path.join(args.out, "sft.safetensors")
+        save_checkpoint(path, policy, config, step=len(losses))
     print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {path}")
     return 0
 
@@ -315,6 +367,8 @@ def cmd_train(args):
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
     backend = _backend(args)
+    if args.model:
+        return _train_pretrained(args, backend)
     if args.resume:  # the interrupted run's config; options given here may extend it (e.g. --epochs)
         config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
     else:
@@ -340,15 +394,8 @@ def cmd_train(args):
     os.makedirs(args.out, exist_ok=True)
     save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
 
-    def show(row):
-        if "loss" in row:
-            print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
-                  f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
-        elif "eval/loss" in row:
-            print(f"  eval @ {row['step']:4d}  loss {row['eval/loss']:.4f}  margin {row['eval/rewards/margins']:+.4f}"
-                  f"  accuracy {row['eval/rewards/accuracies']:.2f}")
-
-    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume, on_log=show)
+    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume,
+                       on_log=_show_row)
     shown = result.eval_pairs or result.train_pairs
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
@@ -358,10 +405,62 @@ def cmd_train(args):
     return 0
 
 
+def _show_row(row):
+    if "loss" in row:
+        print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
+              f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
+    elif "eval/loss" in row:
+        print(f"  eval @ {row['step']:4d}  loss {row['eval/loss']:.4f}  margin {row['eval/rewards/margins']:+.4f}"
+              f"  accuracy {row['eval/rewards/accuracies']:.2f}")
+
+
+def _train_pretrained(args, backend):
+    """DPO of a Hugging Face folder: the reference is the folder's model, frozen; an SFT
+    warm-up only when --sft-steps is given; the policy is written to OUT/model."""
+    from .evaluation import evaluate_margins, margin_table
+    from .training import freeze, train_dpo, warmup_pretrain
+
+    if args.init or args.resume:
+        raise UsageError("train: --model starts from a Hugging Face folder; --init and --resume take TinyGPT "
+                         "checkpoints and cannot be combined with it")
+    config = _config(args, base=DPOConfig(model_path=os.path.abspath(args.model), sft_steps=0))
+    policy, tokenizer = _pretrained(args.model, backend)
+    pairs = _pairs(args, config.max_len, config, tokenizer)
+    if config.sft_steps:
+        losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
+                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                 config=config)
+        print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    reference = freeze(policy.to_backend(backend))
+    os.makedirs(args.out, exist_ok=True)
+    result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=args.out, on_log=_show_row)
+    shown = result.eval_pairs or result.train_pairs
+    print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
+    print(margin_table(evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)))
+    path = _save_model(policy, args.out)
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    print(f"wrote {path}, {metrics_path}")
+    _write_plot(args.out, read_metrics(metrics_path))
+    return 0
+
+
 def cmd_eval(args):
     from .evaluation import evaluate_margins, margin_table
 
     backend = _backend(args)
+    if args.model:
+        if args.checkpoint or not args.reference:
+            raise UsageError("eval --model DIR: give the reference folder as --reference DIR (and no --checkpoint)")
+        policy, tokenizer = _pretrained(args.model, backend)
+        reference, _ = _pretrained(args.reference, backend)
+        config = _config(args, base=DPOConfig(model_path=os.path.abspath(args.model)))
+        margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config, tokenizer), config,
+                                   tokenizer=tokenizer)
+        print(margin_table(margins))
+        print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
+        return 0
+    if not args.checkpoint:
+        raise UsageError("eval: give --checkpoint CKPT (TinyGPT) or --model DIR (a Hugging Face folder)")
     policy, config, _ = _model_from_checkpoint(args.checkpoint, backend)
     reference_path = args.reference or os.path.join(os.path.dirname(args.checkpoint), "reference.safetensors")
     if not os.path.isfile(reference_path):
@@ -386,11 +485,17 @@ def cmd_generate(args):
         conversations = [read_messages(value) for value in args.messages]
     except ValueError as error:
         raise UsageError(str(error)) from None
-    model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
-    tokenizer = InstructionTokenizer()
+    if bool(args.checkpoint) == bool(args.model):
+        raise UsageError("generate: give one of --checkpoint CKPT (TinyGPT) and --model DIR (a Hugging Face folder)")
+    if args.model:
+        model, tokenizer = _pretrained(args.model, _backend(args))
+    else:
+        model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
+        tokenizer = InstructionTokenizer()
     for prompt in args.prompt + conversations:
         text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                        top_k=args.top_k, seed=args.seed or 0, system=args.system if isinstance(prompt, str) else None,
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed or 0,
+                        system=args.system if isinstance(prompt, str) else None,
                         notify=lambda message: print(f"note: {message}", file=sys.stderr))
         shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
         print(f"{shown}\n  -> {text}")
@@ -415,7 +520,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError, TokenizerFolderError,
-            ChatTemplateError) as error:
+            ChatTemplateError, PretrainedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:

@@ -28,6 +28,8 @@ class DPOConfig:
     cuts each prompt + completion row (truncation_mode keep_start / keep_end);
     max_prompt_length keeps the end of the prompt; max_completion_length the start of each completion.
     precompute_ref_log_probs: the reference's log-probs are stored next to the run and reused (dpo.ref_cache).
+    model_path: a Hugging Face model folder (dpo.load_pretrained) trained instead of a TinyGPT built
+    from `model`; max_len is then the folder's context length (n_positions / max_position_embeddings).
     SFT warm-up: sft_steps of next-token training on prompt + chosen at sft_lr.
     """
 
@@ -55,6 +57,7 @@ class DPOConfig:
     max_completion_length: int | None = None
     truncation_mode: str = "keep_start"
     precompute_ref_log_probs: bool = False
+    model_path: str | None = None
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -89,6 +92,8 @@ class DPOConfig:
         if self.truncation_mode not in ("keep_start", "keep_end"):
             raise ValueError(f"DPOConfig.truncation_mode must be 'keep_start' or 'keep_end', "
                              f"got {self.truncation_mode!r}")
+        if self.model_path is not None and not isinstance(self.model_path, str):
+            raise ValueError(f"DPOConfig.model_path must be a folder path or None, got {self.model_path!r}")
         if not isinstance(self.precompute_ref_log_probs, bool):
             raise ValueError(f"DPOConfig.precompute_ref_log_probs must be True or False, got "
                              f"{self.precompute_ref_log_probs!r}")
@@ -114,6 +119,10 @@ class DPOConfig:
 
     @property
     def max_len(self) -> int:
+        if self.model_path is not None:
+            from .pretrained import context_length
+
+            return context_length(self.model_path)
         return self.model.max_len
 
     def to_dict(self) -> dict:

@@ -190,7 +190,7 @@ def fit_context(ids, max_new_tokens: int, max_len: int, notify=None):
 
 
 def generate(model, tokenizer, prompt, max_new_tokens=48, temperature=0.0, top_k=None, seed=0, system=None,
-             notify=None) -> str:
+             notify=None, top_p=None) -> str:
     """The completion the model writes for `prompt` (greedy by default), decoded to text.
 
     `prompt`: a string or a conversation, `system`: a system message for a string prompt
@@ -199,5 +199,6 @@ def generate(model, tokenizer, prompt, max_new_tokens=48, temperature=0.0, top_k
     Generation stops at the tokenizer's EOS (the byte tokenizer's EOC)."""
     ids = prompt_ids(tokenizer, prompt, system)
     ids, max_new_tokens = fit_context(ids, max_new_tokens, model.config.max_len, notify)
-    new = generate_ids(model, ids, max_new_tokens, temperature, top_k, seed, stop_id=tokenizer.eos_token_id)
+    new = generate_ids(model, ids, max_new_tokens, temperature, top_k, seed, stop_id=tokenizer.eos_token_id,
+                       top_p=top_p)
     return tokenizer.decode(new)

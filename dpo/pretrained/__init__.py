@@ -38,11 +38,11 @@ def config_from_hf(raw: dict, source="config.json"):
     return definition, parse(raw, source)
 
 
-def is_pretrained_folder(path) -> bool:
-    """True for a folder holding a config.json (a Hugging Face model folder)."""
-    import os
-
-    return isinstance(path, (str, os.PathLike)) and os.path.isfile(os.path.join(path, files.CONFIG_FILE))
+def context_length(path) -> int:
+    """The context length (max_len) of the model in folder `path`, from its config.json alone."""
+    folder = files.check_folder(path)
+    _, config = config_from_hf(files.read_config(folder), source=f"{folder}/{files.CONFIG_FILE}")
+    return config.max_len
 
 
 def load_pretrained(path, backend="numpy", dtype="float32"):
@@ -62,4 +62,4 @@ def load_pretrained(path, backend="numpy", dtype="float32"):
 
 
 __all__ = ["load_pretrained", "PretrainedError", "PretrainedCausalLM", "GPT2LMHeadModel", "LlamaForCausalLM",
-           "Qwen2ForCausalLM", "GPT2Config", "LlamaConfig", "ARCHITECTURES", "config_from_hf", "is_pretrained_folder"]
+           "Qwen2ForCausalLM", "GPT2Config", "LlamaConfig", "ARCHITECTURES", "config_from_hf", "context_length"]
