@@ -293,13 +293,30 @@ def _config(args, base: DPOConfig | None = None) -> DPOConfig:
 
 
 def _model_from_checkpoint(path, backend):
+    """(model, config, checkpoint): a TinyGPT, or the model of the run's Hugging Face folder
+    (config.model_path), with the checkpoint's weights."""
     from .model import TinyGPT
+    from .pretrained import load_pretrained
 
     checkpoint = load_checkpoint(path)
     config = DPOConfig.from_dict(checkpoint.config)
-    model = TinyGPT(config.model, backend=backend)
+    if config.model_path is not None:
+        model = load_pretrained(config.model_path, backend=backend)
+    else:
+        model = TinyGPT(config.model, backend=backend)
     model.load_weights(checkpoint.weights)
     return model, config, checkpoint
+
+
+def _tokenizer_of(config):
+    """The run's tokenizer: its model folder's (config.model_path), else the byte tokenizer."""
+    if config.model_path is None:
+        from .tokenizer import InstructionTokenizer
+
+        return InstructionTokenizer()
+    from .hf_tokenizer import load_tokenizer
+
+    return load_tokenizer(config.model_path)
 
 
 def _pretrained(path, backend):
@@ -367,14 +384,17 @@ def cmd_train(args):
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
     backend = _backend(args)
-    if args.model:
+    if args.model or (args.resume and DPOConfig.from_dict(load_checkpoint(args.resume).config).model_path):
         return _train_pretrained(args, backend)
     if args.resume:  # the interrupted run's config; options given here may extend it (e.g. --epochs)
         config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
     else:
         config = _config(args)
     if args.init:
-        init_model, _, _ = _model_from_checkpoint(args.init, backend)
+        init_model, init_config, _ = _model_from_checkpoint(args.init, backend)
+        if init_config.model_path is not None:
+            raise UsageError(f"train --init {args.init}: a checkpoint of a Hugging Face model; start from its "
+                             "folder with --model DIR (e.g. the run's OUT/model)")
         if init_model.config != config.model:
             config = DPOConfig.from_dict({**config.to_dict(), "model": init_model.config.to_dict()})
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
@@ -420,20 +440,31 @@ def _train_pretrained(args, backend):
     from .evaluation import evaluate_margins, margin_table
     from .training import freeze, train_dpo, warmup_pretrain
 
-    if args.init or args.resume:
-        raise UsageError("train: --model starts from a Hugging Face folder; --init and --resume take TinyGPT "
-                         "checkpoints and cannot be combined with it")
-    config = _config(args, base=DPOConfig(model_path=os.path.abspath(args.model), sft_steps=0))
-    policy, tokenizer = _pretrained(args.model, backend)
+    if args.model and (args.init or args.resume):
+        raise UsageError("train: --model starts from a Hugging Face folder; --init takes a TinyGPT checkpoint, "
+                         "and --resume finds the run's folder in its checkpoint: drop --model")
+    if args.resume:
+        config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
+    else:
+        config = _config(args, base=DPOConfig(model_path=os.path.abspath(args.model), sft_steps=0))
+    policy, tokenizer = _pretrained(config.model_path, backend)
     pairs = _pairs(args, config.max_len, config, tokenizer)
-    if config.sft_steps:
+    if args.resume:
+        reference = policy.to_backend(backend)
+        reference.load_weights(load_checkpoint(os.path.join(os.path.dirname(args.resume),
+                                                            "reference.safetensors")).weights)
+    elif config.sft_steps:
         losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
                                  batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
                                  config=config)
         print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-    reference = freeze(policy.to_backend(backend))
+    if not args.resume:
+        reference = policy.to_backend(backend)
+    freeze(reference)
     os.makedirs(args.out, exist_ok=True)
-    result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=args.out, on_log=_show_row)
+    save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
+    result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=args.out,
+                       resume_from=args.resume, on_log=_show_row)
     shown = result.eval_pairs or result.train_pairs
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)))
@@ -467,7 +498,9 @@ def cmd_eval(args):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
     config = _config(args, base=config)  # the checkpoint's config, with length options given here
-    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config), config)
+    tokenizer = None if config.model_path is None else _tokenizer_of(config)
+    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config, tokenizer), config,
+                               tokenizer=tokenizer)
     print(margin_table(margins))
     print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
     return 0
@@ -475,7 +508,6 @@ def cmd_eval(args):
 
 def cmd_generate(args):
     from .generation import generate
-    from .tokenizer import InstructionTokenizer
 
     if not args.prompt and not args.messages:
         raise UsageError("generate: give --prompt TEXT or --messages FILE_OR_JSON (see --help)")
@@ -490,8 +522,8 @@ def cmd_generate(args):
     if args.model:
         model, tokenizer = _pretrained(args.model, _backend(args))
     else:
-        model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
-        tokenizer = InstructionTokenizer()
+        model, config, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
+        tokenizer = _tokenizer_of(config)
     for prompt in args.prompt + conversations:
         text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                         top_k=args.top_k, top_p=args.top_p, seed=args.seed or 0,

@@ -84,7 +84,7 @@ def test_generate_and_sft_with_a_folder(folder, tmp_path, capsys):
     (["generate", "--model", "org/model-id", "--prompt", "hi"], "download the folder first"),
     (["train", "--model", "{q}", "--out", "{tmp}/o"], "give --data FILE"),
     (["train", "--model", "{q}", "--data", "{root}/prefs.jsonl", "--init", "a.safetensors", "--out", "{tmp}/o"],
-     "--init and --resume take TinyGPT checkpoints"),
+     "--init takes a TinyGPT checkpoint, and --resume finds the run's folder in its checkpoint"),
     (["eval", "--model", "{q}", "--data", "{root}/prefs.jsonl"], "give the reference folder as --reference DIR"),
     (["eval", "--data", "{root}/prefs.jsonl"], "give --checkpoint CKPT (TinyGPT) or --model DIR"),
     (["generate", "--model", "{q}", "--prompt", "hi", "--top-p", "0"], "--top-p"),
@@ -110,3 +110,21 @@ def test_a_tokenizer_larger_than_the_vocabulary_is_refused(folder, tmp_path, cap
     safetensors_io.save_file(small / "model.safetensors", tensors)
     assert run("generate", "--model", small, "--prompt", "hi") == EXIT_USAGE
     assert "the tokenizer has 400 ids, the model's vocabulary only 300" in capsys.readouterr().err
+
+
+def test_the_run_checkpoint_evaluates_generates_and_resumes(folder, tmp_path, capsys):
+    """A --model run's checkpoint.safetensors names its folder (DPOConfig.model_path): eval and
+    generate take it with --checkpoint, train --resume continues it, --init refuses it."""
+    out = tmp_path / "run"
+    data = folder / "prefs.jsonl"
+    assert run("train", "--model", folder / "qwen", "--data", data, "--out", out, "--max-steps", 1,
+               "--batch-size", 2, "--checkpoint-every", 1) == 0
+    assert run("eval", "--checkpoint", out / "checkpoint.safetensors", "--data", data) == 0
+    assert run("generate", "--checkpoint", out / "checkpoint.safetensors", "--prompt", "What is 1 + 1?",
+               "--max-new-tokens", 3) == 0
+    capsys.readouterr()
+    assert run("train", "--resume", out / "checkpoint.safetensors", "--data", data, "--out", out,
+               "--max-steps", 2, "--batch-size", 2) == 0
+    assert "step    2" in capsys.readouterr().out
+    assert run("train", "--init", out / "checkpoint.safetensors", "--data", data, "--out", tmp_path / "x") == 2
+    assert "start from its folder with --model DIR" in capsys.readouterr().err
