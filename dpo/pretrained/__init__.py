@@ -10,6 +10,9 @@ sharded index, tokenizer files); nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
+import os
+
 from backends import Backend, get_backend
 
 from . import files
@@ -39,8 +42,16 @@ def config_from_hf(raw: dict, source="config.json"):
 
 
 def context_length(path) -> int:
-    """The context length (max_len) of the model in folder `path`, from its config.json alone."""
+    """The context length (max_len) of the model in folder `path`, from its config.json alone
+    (read again only when the file changes: training asks for it at every batch)."""
     folder = files.check_folder(path)
+    config_path = os.path.join(folder, files.CONFIG_FILE)
+    stamp = os.stat(config_path).st_mtime_ns if os.path.isfile(config_path) else None
+    return _context_length(os.path.abspath(folder), stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _context_length(folder: str, stamp) -> int:
     _, config = config_from_hf(files.read_config(folder), source=f"{folder}/{files.CONFIG_FILE}")
     return config.max_len
 
