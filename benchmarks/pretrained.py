@@ -148,7 +148,8 @@ def run(quick: bool = False, out_dir: str | None = None) -> dict:
     show(f"One DPO step, {PAIRS} pairs x {shape['T']} tokens ({report['parameters'] / 1e6:.1f}M parameters):\n")
     show("| backend | ms/step | tokens/s | peak RSS MiB |\n|---|---|---|---|")
     for b, row in step_rows.items():
-        show(f"| {b} | {row['ms_per_step']:.0f} ({row['spread']}) | {row['tokens_per_s']:.0f} | "
+        noise = f" ({row['spread']})" if row["spread"] else ""
+        show(f"| {b} | {row['ms_per_step']:.0f}{noise} | {row['tokens_per_s']:.0f} | "
               f"{row['peak_rss_mib']:.0f} |")
     show(f"\nnumpy / torch time: {step_rows['numpy']['ms_per_step'] / step_rows['torch']['ms_per_step']:.2f}x; "
           f"peak RSS {step_rows['numpy']['peak_rss_mib'] / step_rows['torch']['peak_rss_mib']:.2f}x")
