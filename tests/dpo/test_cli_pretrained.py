@@ -84,7 +84,7 @@ def test_generate_and_sft_with_a_folder(folder, tmp_path, capsys):
     (["generate", "--model", "org/model-id", "--prompt", "hi"], "download the folder first"),
     (["train", "--model", "{q}", "--out", "{tmp}/o"], "give --data FILE"),
     (["train", "--model", "{q}", "--data", "{root}/prefs.jsonl", "--init", "a.safetensors", "--out", "{tmp}/o"],
-     "--init takes a TinyGPT checkpoint, and --resume finds the run's folder in its checkpoint"),
+     "--init takes a TinyGPT checkpoint; a model folder starts from --model DIR"),
     (["eval", "--model", "{q}", "--data", "{root}/prefs.jsonl"], "give the reference folder as --reference DIR"),
     (["eval", "--data", "{root}/prefs.jsonl"], "give --checkpoint CKPT (TinyGPT) or --model DIR"),
     (["generate", "--model", "{q}", "--prompt", "hi", "--top-p", "0"], "--top-p"),
