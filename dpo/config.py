@@ -152,7 +152,9 @@ class DPOConfig:
         for name in ("max_length", "max_prompt_length", "max_completion_length"):
             if getattr(self, name) is not None:
                 positive(name, integer=True)
-        if self.max_length is not None and isinstance(self.model, GPTConfig) and self.max_length > self.model.max_len:
+        # a model folder's context is checked where the folder is read (collate), not here
+        if (self.max_length is not None and self.model_path is None and isinstance(self.model, GPTConfig)
+                and self.max_length > self.model.max_len):
             raise ValueError(f"DPOConfig.max_length {self.max_length} exceeds the model's context "
                              f"(model.max_len {self.model.max_len})")
         if self.truncation_mode not in ("keep_start", "keep_end"):

@@ -128,3 +128,12 @@ def test_the_run_checkpoint_evaluates_generates_and_resumes(folder, tmp_path, ca
     assert "step    2" in capsys.readouterr().out
     assert run("train", "--init", out / "checkpoint.safetensors", "--data", data, "--out", tmp_path / "x") == 2
     assert "start from its folder with --model DIR" in capsys.readouterr().err
+
+
+def test_config_max_len_is_the_folders_context(folder):
+    from dpo.config import DPOConfig
+
+    config = DPOConfig(model_path=str(folder / "qwen"), max_length=120)  # > TinyGPT's 96, within the folder's 128
+    assert config.max_len == 128
+    with pytest.raises(ValueError, match="model_path must be a folder path or None"):
+        DPOConfig(model_path=7)
