@@ -1,4 +1,4 @@
-"""Command line: `python -m dpo {demo,sft,train,eval,generate}` (also the `minigrad-dpo` script).
+"""Command line: `python -m dpo {demo,sft,train,eval,generate,frontier}` (also the `minigrad-dpo` script).
 
     python -m dpo demo                                   # the whole lesson on the twelve triples
     python -m dpo sft --data prefs.jsonl --out runs/a    # SFT warm-up -> runs/a/sft.safetensors
@@ -6,6 +6,7 @@
     python -m dpo eval --checkpoint runs/a/checkpoint.safetensors --data prefs.jsonl
     python -m dpo generate --checkpoint runs/a/checkpoint.safetensors --prompt "Compute 2 + 3."
     python -m dpo train --model SmolLM2-135M-Instruct --data prefs.jsonl --out runs/b   # -> runs/b/model/
+    python -m dpo frontier --out runs/frontier [--quick]   # reward vs KL against a known reward
 
 Bad input (missing file, malformed row, unknown loss type, CUDA or torch absent,
 ...) prints one line on stderr and exits non-zero, without a traceback.
@@ -243,7 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
     gen.add_argument("--top-p", type=_fraction_up_to_one, default=None, help="nucleus sampling mass, in (0, 1]")
+    _add_frontier(commands)
     return parser
+
+
+def _add_frontier(commands):
+    """`frontier`: the reward–KL experiment against a known reward (options: dpo/frontier/command.py)."""
+    from .frontier.command import add_arguments
+
+    frontier = commands.add_parser("frontier", help="reward-KL frontier of DPO, IPO, SimPO, preferred-FT on a task "
+                                                    "with a known reward",
+                                   description="SFT a reference on synthetic reviews, sample and label preferences "
+                                               "by the true reward, train each loss type and beta, and plot true "
+                                               "reward against KL to the reference (docs/frontier.md).")
+    _add_runtime(frontier)
+    add_arguments(frontier)
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -564,7 +579,14 @@ def cmd_generate(args):
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate}
+def cmd_frontier(args):
+    from .frontier.command import run
+
+    return run(args, _backend(args))
+
+
+COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
+            "frontier": cmd_frontier}
 
 
 def main(argv=None) -> int:
