@@ -23,6 +23,7 @@ from .logprobs import sequence_log_prob
 from .lora import adapters_off, apply_lora, disable_adapters, load_adapter, merge_lora, save_adapter
 from .losses import dpo_loss
 from .model import GPTConfig, TinyGPT, init_weights
+from .pretrained import PretrainedError, load_pretrained
 from .tokenize import tokenize_row
 from .tokenizer import InstructionTokenizer
 from .training import TrainingDiverged, build_models, freeze, train_dpo, warmup_pretrain
@@ -33,5 +34,6 @@ __all__ = [
     "train_dpo", "TrainingDiverged", "evaluate_margins", "margin_table", "generate", "run_demo",
     "PreferenceBatch", "collate", "iterate_batches", "split_train_eval", "save_checkpoint", "load_checkpoint",
     "apply_lora", "merge_lora", "disable_adapters", "adapters_off", "save_adapter", "load_adapter",
+    "load_pretrained", "PretrainedError",
     "load_tokenizer", "HFTokenizer", "tokenize_row",
 ]
