@@ -285,7 +285,8 @@ def merge_lora(model, unload: bool = True):
     merge_and_unload). unload=True puts the plain Linear layers back (the model has
     its original parameter names only, ready for export); unload=False keeps the
     adapters with B reset to zero, so a new adapter starts on the merged weights.
-    Returns the model."""
+    The base parameters stay frozen, as apply_lora left them (`model.requires_grad_()`
+    makes them trainable again). Returns the model."""
     backend = type(model).backend
     for name, layer in lora_layers(model):
         merged = backend.to_numpy(layer.weight).astype(np.float64) + layer.delta_weight()
