@@ -433,3 +433,17 @@ def test_lora_run_resumed_equals_uninterrupted(tmp_path):
 def test_a_string_target_is_a_regular_expression_on_whole_names():
     model = apply_lora(TinyGPT(SMALL, backend=backend("numpy")), target_modules=r"blocks\.1\..*(qkv|fc2)")
     assert sorted({k.rsplit(".", 2)[0] for k in adapter_state(model)}) == ["blocks.1.attn.qkv", "blocks.1.fc2"]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_generation_with_adapters_same_with_and_without_the_cache(name):
+    from dpo.generation import generate_batch
+
+    model = TinyGPT(SMALL, backend=backend(name))
+    apply_lora(model, r=2, target_modules=["qkv", "fc1"])
+    random_adapters(model, scale=1.0)
+    prompts = [[5, 6, 7], [9, 10, 11, 12, 13]]
+    cached = generate_batch(model, prompts, max_new_tokens=6)
+    assert cached == generate_batch(model, prompts, max_new_tokens=6, use_cache=False)
+    with disable_adapters(model):
+        assert cached != generate_batch(model, prompts, max_new_tokens=6)  # the adapters are used
