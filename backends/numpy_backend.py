@@ -11,7 +11,7 @@ import minigrad
 import minigrad.nn.functional as minigrad_functional
 from minigrad import nn as minigrad_nn
 from minigrad import optim as minigrad_optim
-from minigrad.cpu_tuning import tune_process
+from minigrad.accel import tune_process
 
 from .base import Backend
 

@@ -12,7 +12,6 @@
 from . import nn, optim
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck
-from .kernels import get_kernel_mode, kernel_mode, set_kernel_mode
 from .random import Generator, manual_seed
 from .tensor import (
     Tensor,
@@ -39,6 +38,10 @@ from .tensor import (
     zeros_like,
 )
 from .tensor import bool_ as bool  # noqa: A001  (torch spells it minigrad.bool)
+
+# The accelerator registers its faster ops in the core's dispatch table; it imports no numba here.
+from . import accel  # noqa: E402
+from .accel import get_kernel_mode, kernel_mode, set_kernel_mode  # noqa: E402
 
 __version__ = "0.1.0"
 

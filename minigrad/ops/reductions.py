@@ -42,7 +42,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return np.broadcast_to(_regrow(g, ctx.shape, ctx.dims, ctx.keepdim), ctx.shape)
+        return np.broadcast_to(_regrow(g, ctx.shape, ctx.dims, ctx.keepdim), ctx.shape), None, None
 
 
 class Mean(Function):
@@ -60,7 +60,7 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, g):
         g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim) / ctx.count
-        return np.broadcast_to(g, ctx.shape)
+        return np.broadcast_to(g, ctx.shape), None, None
 
 
 class Var(Function):
@@ -80,7 +80,7 @@ class Var(Function):
     def backward(ctx, g):
         g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return g * (2 / ctx.denominator) * ctx.centered
+            return g * (2 / ctx.denominator) * ctx.centered, None, None, None
 
 
 class Amax(Function):
@@ -101,7 +101,7 @@ class Amax(Function):
     def backward(ctx, g):
         g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim)
         ties = np.sum(ctx.is_max, axis=ctx.dims, keepdims=True)
-        return np.where(ctx.is_max, g / ties, 0).astype(g.dtype, copy=False)
+        return np.where(ctx.is_max, g / ties, 0).astype(g.dtype, copy=False), None, None
 
 
 class MaxDim(Function):
@@ -122,4 +122,4 @@ class MaxDim(Function):
             g = np.expand_dims(g, ctx.dim)
         grad = np.zeros(ctx.shape, dtype=g.dtype)
         np.put_along_axis(grad, ctx.index, g, axis=ctx.dim)
-        return grad
+        return grad, None, None

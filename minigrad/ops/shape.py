@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..autograd import Function, IndexedGrad
+from ..autograd import Function
 
 
 class Reshape(Function):
@@ -25,7 +25,7 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g.reshape(ctx.shape)
+        return g.reshape(ctx.shape), None
 
 
 class Permute(Function):
@@ -39,7 +39,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return np.transpose(g, np.argsort(ctx.dims))
+        return np.transpose(g, np.argsort(ctx.dims)), None
 
 
 class Expand(Function):
@@ -52,7 +52,7 @@ class Expand(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g
+        return g, None
 
 
 class Contiguous(Function):
@@ -75,12 +75,11 @@ def _has_array_index(index):
 class Index(Function):
     """out = a[index] for ints, slices, None, Ellipsis and integer/bool arrays;
     d/da = g at the picked positions, 0 elsewhere; entries picked more than once
-    accumulate (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2. Returned as an
-    IndexedGrad: the engine writes it into a's gradient without a zero-filled copy."""
+    accumulate (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2."""
 
     @staticmethod
     def forward(ctx, a, index):
-        ctx.index = index
+        ctx.index, ctx.shape = index, a.shape
         try:
             return a[index]
         except IndexError as error:
@@ -88,7 +87,12 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return IndexedGrad(ctx.index, g, accumulate=_has_array_index(ctx.index)), None
+        grad = np.zeros(ctx.shape, dtype=g.dtype)
+        if _has_array_index(ctx.index):
+            np.add.at(grad, ctx.index, g)
+        else:
+            grad[ctx.index] = g
+        return grad, None
 
 
 class Gather(Function):
@@ -115,14 +119,16 @@ class Gather(Function):
                 f"gather: index {bad} out of range for dimension {dim} of size {a.shape[d]} "
                 f"(must be in [0, {a.shape[d] - 1}]; negative indices are not allowed, as in torch)"
             )
-        ctx.dim, ctx.index = d, index
+        ctx.dim, ctx.index, ctx.shape = d, index, a.shape
         return np.take_along_axis(a[crop], index, axis=d)
 
     @staticmethod
     def backward(ctx, g):
         where = list(np.indices(ctx.index.shape, sparse=True))
         where[ctx.dim] = ctx.index
-        return IndexedGrad(tuple(where), g, accumulate=True), None, None
+        grad = np.zeros(ctx.shape, dtype=g.dtype)
+        np.add.at(grad, tuple(where), g)
+        return grad, None, None
 
 
 class Cat(Function):

@@ -56,7 +56,6 @@ from numba import types
 from numba.extending import overload
 
 from .fast_exp import exp_nonpositive
-from .special import erf_reference
 
 APPROXIMATIONS = ("none", "tanh")
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -97,34 +96,6 @@ ERFC_SERIES = (
     3.0472412376040985e-16,
 )
 
-
-def check_input(x, approximate):
-    if approximate not in APPROXIMATIONS:
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"gelu: input must be a float32 or float64 array, got {getattr(x, 'dtype', type(x))}")
-
-
-# ---- NumPy reference ------------------------------------------------------------------
-
-
-def forward_reference(x, approximate="none", with_slope=True):
-    """(out, slope), slope None unless `with_slope`."""
-    if approximate == "tanh":
-        t = np.tanh(_SQRT_2_OVER_PI * (x + _CUBIC * x**3))
-        out = 0.5 * x * (1 + t)
-        if not with_slope:
-            return out, None
-        du_dx = _SQRT_2_OVER_PI * (1 + 3 * _CUBIC * x * x)
-        return out, 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx
-    cdf = 0.5 * (1 + erf_reference(x * _SQRT_HALF))
-    if not with_slope:
-        return x * cdf, None
-    pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-    return x * cdf, cdf + x * pdf
-
-
-# ---- numba ----------------------------------------------------------------------------
 
 SERIES_TERMS = {np.dtype(np.float64): 23, np.dtype(np.float32): 14}
 
@@ -218,7 +189,7 @@ def _tanh_blocks(x, out, slope, with_slope):
         _tanh_span(x[lo:hi], out[lo:hi], slope[lo:hi], with_slope)
 
 
-def forward_numba(x, approximate="none", with_slope=True):
+def forward(x, approximate="none", with_slope=True):
     flat = np.require(x, x.dtype, ("C", "W")).reshape(-1)
     out = np.empty(flat.shape, dtype=x.dtype)
     slope = np.empty(flat.shape if with_slope else (0,), dtype=x.dtype)  # (0,): never written

@@ -27,37 +27,6 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 BLOCK_COLUMNS = 64
 
 
-def check_inputs(ids, grad, num_embeddings, padding_idx):
-    if not isinstance(ids, np.ndarray) or not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"embedding: ids must be an integer array, got {getattr(ids, 'dtype', type(ids))}")
-    if not isinstance(grad, np.ndarray) or grad.dtype not in (np.float32, np.float64):
-        raise TypeError(f"embedding: grad must be a float32 or float64 array, got {getattr(grad, 'dtype', type(grad))}")
-    if grad.shape[:-1] != ids.shape:
-        raise ValueError(f"embedding: grad has shape {grad.shape}, expected {ids.shape} + (embedding_dim,)")
-    if ids.size and (ids.min() < 0 or ids.max() >= num_embeddings):
-        bad = ids[(ids < 0) | (ids >= num_embeddings)].ravel()[0]
-        raise IndexError(f"embedding: id {bad} is out of range for an embedding of {num_embeddings} rows")
-    if padding_idx is not None and not -num_embeddings <= padding_idx < num_embeddings:
-        raise IndexError(
-            f"embedding: padding_idx {padding_idx} is out of range for an embedding of {num_embeddings} rows"
-        )
-
-
-# ---- NumPy reference ------------------------------------------------------------------
-
-
-def backward_reference(ids, grad, num_embeddings, padding_idx=None):
-    dim = grad.shape[-1]
-    dweight = np.zeros((num_embeddings, dim), dtype=grad.dtype)
-    np.add.at(dweight, ids.reshape(-1), grad.reshape(-1, dim))
-    if padding_idx is not None:
-        dweight[padding_idx] = 0
-    return dweight
-
-
-# ---- numba ----------------------------------------------------------------------------
-
-
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _scatter_rows(ids, grad, skip, dweight):
     """dweight[ids[i]] += grad[i] for every position i whose id is not `skip`."""
@@ -79,7 +48,7 @@ def _scatter_column_blocks(ids, grad, skip, dweight):
         _scatter_rows(ids, grad[:, lo:hi], skip, dweight[:, lo:hi])
 
 
-def backward_numba(ids, grad, num_embeddings, padding_idx=None):
+def backward(ids, grad, num_embeddings, padding_idx=None):
     dim = grad.shape[-1]
     flat_ids = np.require(ids, np.int64, ("C", "W")).reshape(-1)
     flat_grad = np.require(grad, grad.dtype, ("C", "W")).reshape(-1, dim)

@@ -24,56 +24,6 @@ from .fast_exp import exp_nonpositive
 from .tiles import FASTMATH
 
 
-def check_inputs(logits, targets, ignore_index):
-    if not isinstance(logits, np.ndarray) or logits.dtype not in (np.float32, np.float64):
-        raise TypeError(
-            f"token_logprobs: logits must be a float32 or float64 array, got {getattr(logits, 'dtype', type(logits))}"
-        )
-    if logits.ndim == 0 or logits.shape[-1] == 0:
-        raise ValueError(f"token_logprobs: logits need a last (vocabulary) dim of size >= 1, got {logits.shape}")
-    if not isinstance(targets, np.ndarray) or not np.issubdtype(targets.dtype, np.integer):
-        raise TypeError(
-            f"token_logprobs: targets must be an integer array, got {getattr(targets, 'dtype', type(targets))}"
-        )
-    if targets.shape != logits.shape[:-1]:
-        raise ValueError(
-            f"token_logprobs: logits of shape {logits.shape} need targets of shape {logits.shape[:-1]}, "
-            f"got {targets.shape}"
-        )
-    vocab = logits.shape[-1]
-    bad = (targets != ignore_index) & ((targets < 0) | (targets >= vocab))
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise IndexError(
-            f"token_logprobs: target {int(targets[where])} is out of range for {vocab} classes "
-            f"(at position {where}; it is not ignore_index={ignore_index})"
-        )
-
-
-# ---- NumPy reference ------------------------------------------------------------------
-
-
-def forward_reference(logits, targets, ignore_index):
-    """(log p(target), lse), both of shape targets.shape."""
-    valid = targets != ignore_index
-    top = np.max(logits, axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore"):  # -inf - (-inf): a row of all -inf gives NaN, as in torch
-        lse = (top + np.log(np.sum(np.exp(logits - top), axis=-1, keepdims=True)))[..., 0]
-    picked = np.take_along_axis(logits, np.where(valid, targets, 0)[..., None], axis=-1)[..., 0]
-    return np.where(valid, picked - lse, 0).astype(logits.dtype), np.where(valid, lse, 0).astype(logits.dtype)
-
-
-def backward_reference(logits, targets, lse, grad, ignore_index):
-    valid = targets != ignore_index
-    probs = np.exp(np.where(valid[..., None], logits - lse[..., None], -np.inf))  # ignored rows: 0
-    onehot = np.zeros_like(logits)
-    np.put_along_axis(onehot, np.where(valid, targets, 0)[..., None], 1, axis=-1)
-    return (np.where(valid, grad, 0)[..., None] * (onehot - probs)).astype(logits.dtype, copy=False)
-
-
-# ---- numba ----------------------------------------------------------------------------
-
-
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _forward_rows(x, targets, ignore_index, out, lse):
     for r in numba.prange(x.shape[0]):
@@ -113,7 +63,7 @@ def _flat(a, dtype, width=None):
     return a.reshape(-1) if width is None else a.reshape(-1, width)
 
 
-def forward_numba(logits, targets, ignore_index):
+def forward(logits, targets, ignore_index):
     rows = _flat(logits, logits.dtype, logits.shape[-1])
     out = np.empty(rows.shape[0], dtype=logits.dtype)
     lse = np.empty(rows.shape[0], dtype=logits.dtype)
@@ -121,7 +71,7 @@ def forward_numba(logits, targets, ignore_index):
     return out.reshape(targets.shape), lse.reshape(targets.shape)
 
 
-def backward_numba(logits, targets, lse, grad, ignore_index):
+def backward(logits, targets, lse, grad, ignore_index):
     rows = _flat(logits, logits.dtype, logits.shape[-1])
     dx = np.empty(rows.shape, dtype=logits.dtype)
     dtype = logits.dtype

@@ -41,79 +41,6 @@ from .fast_exp import exp_nonpositive
 from .tiles import FASTMATH, FULL, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
 
 
-def check_inputs(q, k, v, key_padding_mask, attn_bias):
-    """Raise one clear error for inputs the kernels cannot take."""
-    arrays = {"q": q, "k": k, "v": v}
-    for name, a in arrays.items():
-        if not isinstance(a, np.ndarray) or a.ndim != 4:
-            shape = getattr(a, "shape", None)
-            raise ValueError(f"attention: {name} must be an array of shape (batch, heads, length, dim), got {shape}")
-    if q.dtype not in (np.float32, np.float64) or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise TypeError(
-            f"attention: q, k, v must all be float32 or all float64, got {q.dtype}, {k.dtype}, {v.dtype}"
-        )
-    (B, H, L, D), S = q.shape, k.shape[2]
-    if k.shape[:2] != (B, H) or v.shape[:2] != (B, H) or k.shape[3] != D or v.shape[2] != S:
-        raise ValueError(
-            f"attention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit: all need the same "
-            "(batch, heads), q and k the same last dim, k and v the same length"
-        )
-    if D == 0:
-        raise ValueError("attention: q and k have a last dim of 0; scale = 1/sqrt(dim) needs dim >= 1")
-    if key_padding_mask is not None:
-        if key_padding_mask.dtype != np.bool_ or key_padding_mask.shape != (B, S):
-            raise ValueError(
-                f"attention: key_padding_mask must be a bool array of shape (batch, keys) = {(B, S)}, "
-                f"got {key_padding_mask.dtype} {key_padding_mask.shape}"
-            )
-    if attn_bias is not None:
-        if attn_bias.dtype != q.dtype:
-            raise TypeError(f"attention: attn_bias must have q's dtype {q.dtype}, got {attn_bias.dtype}")
-        try:
-            shape = np.broadcast_shapes(attn_bias.shape, (B, H, L, S))
-        except ValueError:
-            shape = None
-        if shape != (B, H, L, S):
-            raise ValueError(
-                f"attention: attn_bias of shape {attn_bias.shape} does not broadcast to "
-                f"(batch, heads, queries, keys) = {(B, H, L, S)}"
-            )
-
-
-# ---- NumPy reference ------------------------------------------------------------------
-
-
-def forward_reference(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
-    """(out, P): see the module docstring."""
-    L, S = q.shape[2], k.shape[2]
-    scores = (q @ k.swapaxes(-1, -2)) * scale
-    if attn_bias is not None:
-        scores = scores + attn_bias
-    allowed = np.ones((L, S), dtype=bool)
-    if is_causal:
-        allowed = np.tril(allowed)
-    if key_padding_mask is not None:
-        allowed = allowed & key_padding_mask[:, None, None, :]
-    scores = np.where(allowed, scores, -np.inf)
-    top = np.max(scores, axis=-1, keepdims=True)
-    dead = top == -np.inf  # rows with no key left: P = 0
-    e = np.exp(scores - np.where(dead, 0, top))
-    probs = e / np.where(dead, 1, np.sum(e, axis=-1, keepdims=True))
-    return probs @ v, probs
-
-
-def backward_reference(q, k, v, out, probs, grad_out, scale):
-    """(dq, dk, dv): see the module docstring."""
-    dv = probs.swapaxes(-1, -2) @ grad_out
-    dp = grad_out @ v.swapaxes(-1, -2)
-    delta = np.sum(grad_out * out, axis=-1, keepdims=True)
-    ds = probs * (dp - delta) * scale
-    return ds @ k, ds.swapaxes(-1, -2) @ q, dv
-
-
-# ---- numba ----------------------------------------------------------------------------
-
-
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _mask_rows(p, keep, has_padding, bias, has_bias, is_causal):
     """Scores, in place, row by row: add the bias, then set the scores of padding keys
@@ -339,15 +266,7 @@ def _c_writable(a, dtype):
     return np.require(a, dtype, ("C", "W"))
 
 
-def _by_position(shape, dtype):
-    """An empty (B, H, n, d) array laid out in memory as (B, n, H, d), so that
-    `a.transpose(1, 2).reshape(B, n, H·d)` is a view: the layout the model's
-    attention output and the gradients of its q, k, v slices are read in."""
-    B, H, n, d = shape
-    return np.empty((B, n, H, d), dtype=dtype).transpose(0, 2, 1, 3)
-
-
-def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
+def forward(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
     dtype = q.dtype
     (B, H, L, D), (S, Dv) = q.shape, v.shape[2:]
     has_padding = key_padding_mask is not None
@@ -357,17 +276,17 @@ def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
         bias = _c_writable(np.broadcast_to(attn_bias, np.broadcast_shapes(attn_bias.shape, (1, 1, L, S))), dtype)
     else:
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
-    out = _by_position((B, H, L, Dv), dtype)
+    out = np.empty((B, H, L, Dv), dtype=dtype)
     probs = np.empty((B, H, L, S), dtype=dtype)  # every entry written (causal: 0 above the diagonal)
     _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias, bool(is_causal),
                   dtype.type(scale), *_heads(out, writeable=True), probs)
     return out, probs
 
 
-def backward_numba(q, k, v, out, probs, grad_out, is_causal, scale):
+def backward(q, k, v, out, probs, grad_out, is_causal, scale):
     dtype = q.dtype
     probs = _c_writable(probs, dtype)
-    dq, dk, dv = (_by_position(a.shape, dtype) for a in (q, k, v))
+    dq, dk, dv = (np.empty(a.shape, dtype=dtype) for a in (q, k, v))
     _backward_loop(*_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
                    *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs, bool(is_causal),
                    dtype.type(scale), *_heads(dq, True), *_heads(dk, True), *_heads(dv, True))
