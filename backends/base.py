@@ -91,6 +91,12 @@ class Backend:
         return self._dtypes[name]
 
     # ---- tensors ---------------------------------------------------------------------
+    def tune_process(self):
+        """Process-wide settings that make this backend faster, for entry points (CLI,
+        demo, benchmarks) to call once; a library call never applies them. Returns what
+        was done, by name (None: nothing to tune)."""
+        return None
+
     def tensor(self, data, dtype=None, requires_grad=False):
         """A new backend tensor holding a copy of `data` (NumPy array, list, scalar).
         Floating data becomes `self.dtype` unless `dtype` says otherwise; integers

@@ -205,7 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _backend(args):
     from backends import get_backend
 
-    return get_backend(args.backend, device=args.device, dtype=args.dtype)
+    backend = get_backend(args.backend, device=args.device, dtype=args.dtype)
+    tuned = backend.tune_process()  # an entry point's choice, never the library's
+    if tuned:
+        print("process tuning: " + "; ".join(tuned.values()) + " (MINIGRAD_CPU_TUNING=0 turns it off)",
+              file=sys.stderr)
+    return backend
 
 
 def _pairs(args, max_len):

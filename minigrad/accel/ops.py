@@ -64,11 +64,8 @@ class LogSoftmax(log_softmax.LogSoftmax):
 
     @staticmethod
     def forward(ctx, a, dim):
-        if a.dtype not in (np.float32, np.float64):
-            raise TypeError(f"log_softmax: input must be float32 or float64, got {a.dtype}")
+        dim = log_softmax.checked_dim(a, dim)
         rows = a.reshape(1) if a.ndim == 0 else a
-        if not -rows.ndim <= dim < rows.ndim:
-            raise IndexError(f"log_softmax: dim {dim} is out of range for a tensor with {a.ndim} dims")
         ctx.dim, ctx.shape = dim, a.shape
         ctx.out_last = _kernels("log_softmax").forward(np.moveaxis(rows, dim, -1))
         return np.moveaxis(ctx.out_last, -1, dim).reshape(a.shape)
@@ -100,7 +97,7 @@ class GELU(pointwise.GELU):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         if a.dtype not in (np.float32, np.float64):
-            raise TypeError(f"gelu: input must be float32 or float64, got {a.dtype}")
+            raise TypeError(f"gelu: input must be a float32 or float64 array, got {a.dtype}")
         out, ctx.slope = _kernels("gelu").forward(a, approximate, is_grad_enabled())
         return out
 

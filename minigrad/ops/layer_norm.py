@@ -22,6 +22,8 @@ def as_rows(x, normalized_shape, weight, bias):
     if x.dtype not in (np.float32, np.float64):
         raise TypeError(f"layer_norm: input must be float32 or float64, got {x.dtype}")
     width = math.prod(normalized_shape)
+    if width == 0:
+        raise ValueError(f"layer_norm: normalized_shape {tuple(normalized_shape)} has no entries to normalise")
     dtype = np.result_type(*(a for a in (x, weight, bias) if a is not None))
     rows = x.reshape(math.prod(x.shape[: x.ndim - n]), width).astype(dtype, copy=False)
     w = None if weight is None else weight.reshape(width).astype(dtype, copy=False)

@@ -5,6 +5,18 @@ import numpy as np
 from ..autograd import Function
 
 
+def checked_dim(a, dim):
+    """`dim` as a non-negative axis of `a` (a 0-d array counts as one axis), after checking the input."""
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"log_softmax: input must be a float32 or float64 array, got {a.dtype}")
+    if not -max(a.ndim, 1) <= dim < max(a.ndim, 1):
+        raise IndexError(f"log_softmax: dim {dim} is out of range for a tensor with {a.ndim} dims")
+    dim = dim % max(a.ndim, 1)
+    if a.ndim and a.shape[dim] == 0:
+        raise ValueError(f"log_softmax: input needs a size >= 1 along dim {dim}, got shape {a.shape}")
+    return dim
+
+
 class LogSoftmax(Function):
     """out = a - m - log Σ exp(a - m) along `dim`, m = max(a) (no overflow);
     d/da = g - exp(out) · Σ g  (d out_i/d a_j = 1[i = j] - softmax_j).
@@ -13,11 +25,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, a, dim):
-        if a.dtype not in (np.float32, np.float64):
-            raise TypeError(f"log_softmax: input must be float32 or float64, got {a.dtype}")
-        if not -max(a.ndim, 1) <= dim < max(a.ndim, 1):
-            raise IndexError(f"log_softmax: dim {dim} is out of range for a tensor with {a.ndim} dims")
-        dim = dim % max(a.ndim, 1) if a.ndim else None
+        dim = checked_dim(a, dim) if a.ndim else checked_dim(a, dim) and None  # 0-d: reduce over all
         top = np.max(a, axis=dim, keepdims=True)
         with np.errstate(invalid="ignore"):  # -inf - (-inf): a row of all -inf gives NaN, as in torch
             shifted = a - top

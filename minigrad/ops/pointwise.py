@@ -130,7 +130,7 @@ class GELU(Function):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         if a.dtype not in (np.float32, np.float64):
-            raise TypeError(f"gelu: input must be float32 or float64, got {a.dtype}")
+            raise TypeError(f"gelu: input must be a float32 or float64 array, got {a.dtype}")
         slope = None
         if approximate == "tanh":
             t = np.tanh(_SQRT_2_OVER_PI * (a + _CUBIC * a**3))

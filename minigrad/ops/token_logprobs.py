@@ -7,7 +7,7 @@ from ..autograd import Function
 
 def check_inputs(logits, targets, ignore_index):
     if logits.dtype not in (np.float32, np.float64):
-        raise TypeError(f"token_logprobs: logits must be float32 or float64, got {logits.dtype}")
+        raise TypeError(f"token_logprobs: logits must be a float32 or float64 array, got {logits.dtype}")
     if logits.ndim == 0 or logits.shape[-1] == 0:
         raise ValueError(f"token_logprobs: logits need a last (vocabulary) dim of size >= 1, got {logits.shape}")
     if not isinstance(targets, np.ndarray) or not np.issubdtype(targets.dtype, np.integer):

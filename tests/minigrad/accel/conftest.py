@@ -3,7 +3,7 @@ references (the switch `minigrad.kernels.kernel_mode`), restoring the mode after
 
 import pytest
 
-from minigrad import kernels
+from minigrad import accel as kernels
 
 
 @pytest.fixture(params=kernels.MODES)
