@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..dtypes import bool_
 from ..ops import attention as attention_ops
 from ..ops import dropout as dropout_ops
 from ..ops import embedding as embedding_ops
@@ -16,7 +17,7 @@ from ..ops import pointwise
 from ..ops import softmax as softmax_ops
 from ..ops import token_logprobs as token_logprobs_ops
 from ..random import resolve
-from ..tensor import Tensor, _index_array, bool_
+from ..tensor import Tensor, _index_array
 
 __all__ = [
     "linear", "relu", "gelu", "sigmoid", "tanh", "softplus", "logsigmoid", "softmax",
@@ -250,3 +251,9 @@ def _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scal
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p)
     return weights @ value
+
+
+def __getattr__(name):
+    """Only reached for a name this module lacks: say so, in torch user's terms."""
+    raise AttributeError(f"module 'minigrad.nn.functional' has no attribute {name!r}: minigrad implements a "
+                         "subset of torch.nn.functional and does not have it")

@@ -11,7 +11,8 @@ def check_inputs(q, k, v, key_padding_mask, attn_bias):
     """Raise one clear error for inputs the op cannot take."""
     for name, a in (("q", q), ("k", k), ("v", v)):
         if not isinstance(a, np.ndarray) or a.ndim != 4:
-            raise ValueError(f"attention: {name} must be an array of shape (batch, heads, length, dim), got {getattr(a, 'shape', None)}")
+            shape = getattr(a, "shape", None)
+            raise ValueError(f"attention: {name} must be an array of shape (batch, heads, length, dim), got {shape}")
     if q.dtype not in (np.float32, np.float64) or k.dtype != q.dtype or v.dtype != q.dtype:
         raise TypeError(f"attention: q, k, v must all be float32 or all float64, got {q.dtype}, {k.dtype}, {v.dtype}")
     (B, H, L, D), S = q.shape, k.shape[2]

@@ -163,3 +163,19 @@ class Stack(Function):
     @staticmethod
     def backward(ctx, g):
         return tuple(np.moveaxis(g, ctx.dim, 0))
+
+
+class Triangle(Function):
+    """out = a with the entries outside a triangle of its last two dims set to 0
+    (lower: j <= i + diagonal; upper: j >= i + diagonal);  d/da = g on the same triangle."""
+
+    @staticmethod
+    def forward(ctx, a, diagonal=0, upper=False):
+        if a.ndim < 2:
+            raise RuntimeError(f"{'triu' if upper else 'tril'}: needs a tensor of at least 2 dimensions, got {a.ndim}")
+        ctx.keep = (np.triu if upper else np.tril)(np.ones(a.shape[-2:], dtype=bool), diagonal)
+        return np.where(ctx.keep, a, np.zeros((), dtype=a.dtype))
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.where(ctx.keep, g, np.zeros((), dtype=g.dtype)), None, None

@@ -11,7 +11,8 @@ def check_inputs(logits, targets, ignore_index):
     if logits.ndim == 0 or logits.shape[-1] == 0:
         raise ValueError(f"token_logprobs: logits need a last (vocabulary) dim of size >= 1, got {logits.shape}")
     if not isinstance(targets, np.ndarray) or not np.issubdtype(targets.dtype, np.integer):
-        raise TypeError(f"token_logprobs: targets must be an integer array, got {getattr(targets, 'dtype', type(targets))}")
+        got = getattr(targets, "dtype", type(targets))
+        raise TypeError(f"token_logprobs: targets must be an integer array, got {got}")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(
             f"token_logprobs: logits of shape {logits.shape} need targets of shape {logits.shape[:-1]}, "

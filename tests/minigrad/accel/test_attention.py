@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import accel as kernels
 from minigrad.ops.attention import ScaledDotProductAttention
 from tests.minigrad.accel.helpers import REFERENCE_ATOL, TORCH_ATOL, assert_close, leaf, op_both_paths, torch_leaf
 

@@ -8,16 +8,15 @@ from hypothesis import strategies as st
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import accel as kernels
 from minigrad.ops.log_softmax import LogSoftmax
 from tests.minigrad.accel.helpers import (
     REFERENCE_ATOL,
-    op_both_paths,
     TORCH_ATOL,
     assert_close,
     float32_gradient_atol,
     leaf,
     non_contiguous,
+    op_both_paths,
     torch_leaf,
 )
 

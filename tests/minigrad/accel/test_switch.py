@@ -37,7 +37,8 @@ OPS_SCRIPT = textwrap.dedent("""
     keep[1, ..., :2] = False
     F.scaled_dot_product_attention(q, k, v, attn_mask=keep, is_causal=True).sum().backward()
     x = minigrad.tensor(rng.standard_normal((3, 7)), requires_grad=True)
-    (F.log_softmax(F.gelu(F.layer_norm(x, (7,))), dim=-1) * minigrad.tensor(rng.standard_normal((3, 7)))).sum().backward()
+    y = F.gelu(F.layer_norm(x, (7,)))
+    (F.log_softmax(y, dim=-1) * minigrad.tensor(rng.standard_normal((3, 7)))).sum().backward()
     z = minigrad.tensor(rng.standard_normal((3, 7)), requires_grad=True)
     F.token_logprobs(z, np.array([1, -100, 6])).sum().backward()
     w = minigrad.tensor(rng.standard_normal((4, 2)), requires_grad=True)

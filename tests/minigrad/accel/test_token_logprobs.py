@@ -11,16 +11,15 @@ from hypothesis import strategies as st
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import accel as kernels
 from minigrad.ops.token_logprobs import TokenLogprobs
 from tests.minigrad.accel.helpers import (
     REFERENCE_ATOL,
     TORCH_ATOL,
-    op_both_paths,
     assert_close,
     float32_gradient_atol,
     leaf,
     non_contiguous,
+    op_both_paths,
     torch_leaf,
 )
 
