@@ -18,9 +18,11 @@ def parse(equation, ndims):
     for s, n in zip(subscripts, ndims):
         if len(s) != n or not s.isalpha():
             raise ValueError(f"einsum: subscripts {s!r} do not fit an operand of {n} dimension(s)")
+    letters = "".join(subscripts)
     if "->" not in equation:
-        letters = "".join(subscripts)
         output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if not all(c.isalpha() and c in letters for c in output) or len(set(output)) != len(output):
+        raise ValueError(f"einsum: the output {output!r} must name distinct labels of the operands")
     return subscripts, output
 
 

@@ -246,7 +246,7 @@ def test_zero_():
     returned = x.grad.zero_()
     assert returned is x.grad
     np.testing.assert_array_equal(x.grad.data, [0.0, 0.0])
-    with pytest.raises(RuntimeError, match="zero_: a leaf Variable that requires grad is being used in an in-place operation"):
+    with pytest.raises(RuntimeError, match="zero_: a leaf Variable that requires grad is being used in an in-place"):
         x.zero_()
     with minigrad.no_grad():
         x.zero_()
