@@ -95,7 +95,29 @@ def test_runs_through_the_fused_token_logprob_op(backend_name, monkeypatch):
     monkeypatch.setattr(be.F, "token_logprobs", counting)
     batch = collate(pairs(2), TOKENIZER, 96)
     sequence_log_prob(model, batch)
-    assert calls == [tuple(batch.input_ids.shape) + (model.config.vocab_size,)]
+    counted = int((batch.targets != IGNORE_INDEX).sum())
+    assert 0 < counted < batch.input_ids.size  # the batch has prompt and padding positions to spare
+    assert calls == [(counted, model.config.vocab_size)]  # the head's rows: completion positions only
+
+
+@backend_names
+def test_equals_the_full_forward_in_value_and_gradient(backend_name):
+    """Head and log-softmax at the counted positions only == the whole-sequence forward
+    with ignored targets masked, float64, values and every parameter's gradient."""
+    be = backend(backend_name, "float64")
+    model = tiny_model(be, perturb=5)
+    batch = collate(pairs(3), TOKENIZER, 96)
+    fast = sequence_log_prob(model, batch).logps
+    weights = be.tensor(np.arange(1.0, 1.0 + len(batch.input_ids)))
+    (fast * weights).sum().backward()
+    fast_grads = {name: numpy_of(model, p.grad) for name, p in model.named_parameters()}
+    model.zero_grad()
+    logits = model(be.tensor(batch.input_ids), be.tensor(batch.attention_mask))
+    full = be.F.token_logprobs(logits, be.tensor(batch.targets), ignore_index=IGNORE_INDEX).sum(-1)
+    (full * weights).sum().backward()
+    np.testing.assert_allclose(numpy_of(model, fast), numpy_of(model, full), rtol=0, atol=1e-10)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(fast_grads[name], numpy_of(model, p.grad), rtol=0, atol=1e-10, err_msg=name)
 
 
 def test_gradient_flows_to_the_policy():
