@@ -226,7 +226,8 @@ def _check_case(verdict, exercise, function, inputs, options, rng, torch, path):
                     f"makes (the packaged stub {verdict.file} is never edited)")
         else:
             todo = f"open {verdict.file} and write {where} (it still raises NotImplementedError)"
-        return dataclasses.replace(verdict, status=NOT_STARTED, case=None, shapes="", problem="not started yet: " + todo)
+        return dataclasses.replace(verdict, status=NOT_STARTED, case=None, shapes="",
+                                   problem="not started yet: " + todo)
     except Exception as error:  # an error in the learner's code: the exercise's math hint is beside the point
         return _fail(verdict, exercise, hint="", problem=f"your {where} raised {type(error).__name__}: {error}"
                                                          f"{_location(error, path)}")

@@ -62,8 +62,7 @@ def softmax(input, dim):
 
 
 def log_softmax(input, dim):
-    """log softmax along `dim`, on the log-softmax kernel (numba, or its NumPy
-    reference: see `minigrad.kernels`). A row of all -inf gives NaN, as in torch."""
+    """log softmax along `dim`. A row of all -inf gives NaN, as in torch."""
     return log_softmax_ops.LogSoftmax.apply(input, dim)
 
 
@@ -183,8 +182,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     defaults to 1/sqrt(E). A query row that may attend to no key gives zeros and
     zero gradients, as torch 2.13.
 
-    Runs on the attention kernel (numba, or its NumPy reference: see
-    `minigrad.kernels`) when q, k, v share their leading dims; a bool mask of
+    Runs as one op (`ops/attention.py`) when q, k, v share their leading dims; a bool mask of
     shape (B, 1, 1, S) with 4-d inputs is read as a key-padding mask (fast path),
     any other mask becomes an additive bias. With dropout_p > 0, leading dims that
     broadcast, or a float mask that requires grad, it is composed of minigrad ops.

@@ -1,5 +1,5 @@
-"""`kernel_mode`: run a test once on the numba kernels and once on their NumPy
-references (the switch `minigrad.kernels.kernel_mode`), restoring the mode after."""
+"""`kernel_mode`: run a test once on the accelerated ops and once on the core ops
+(the switch `minigrad.accel.kernel_mode`), restoring the mode after."""
 
 import pytest
 
