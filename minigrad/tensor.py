@@ -24,10 +24,10 @@ import numpy as np
 
 from . import autograd, dtypes
 from .autograd import Function
+from .dims import normalize_dim, normalize_dims
 from .dtypes import bool_, float32, float64, get_default_dtype, int64, set_default_dtype  # noqa: F401  (re-exported)
 from .ops import arithmetic, pointwise, reductions, softmax
 from .ops import shape as shape_ops
-from .ops.reductions import normalize_dims
 from .random import resolve
 
 
@@ -555,7 +555,7 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
+        s, e = normalize_dim(start_dim, self.ndim, "flatten"), normalize_dim(end_dim, self.ndim, "flatten")
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def permute(self, *dims):
@@ -565,7 +565,7 @@ class Tensor:
         return shape_ops.Permute.apply(self, tuple(d % self.ndim for d in dims))
 
     def transpose(self, dim0, dim1):
-        dim0, dim1 = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
+        dim0, dim1 = normalize_dim(dim0, self.ndim, "transpose"), normalize_dim(dim1, self.ndim, "transpose")
         order = list(range(self.ndim))
         order[dim0], order[dim1] = order[dim1], order[dim0]
         return shape_ops.Permute.apply(self, tuple(order))
@@ -576,13 +576,13 @@ class Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def unsqueeze(self, dim):
-        dim = _dim(dim, self.ndim, "unsqueeze", extra=1)
+        dim = normalize_dim(dim, self.ndim, "unsqueeze", extra=1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = {_dim(d, self.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
+        dims = {normalize_dim(d, self.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
     def expand(self, *sizes):
@@ -625,7 +625,7 @@ class Tensor:
     def split(self, split_size_or_sections, dim=0):
         """Pieces along `dim`: of `split_size` each (the last may be smaller), or of
         the listed sizes."""
-        dim = _dim(dim, self.ndim, "split")
+        dim = normalize_dim(dim, self.ndim, "split")
         n = self.shape[dim]
         if isinstance(split_size_or_sections, (int, np.integer)):
             step = int(split_size_or_sections)
@@ -647,12 +647,12 @@ class Tensor:
         """`chunks` pieces along `dim` (fewer if the size does not allow), as torch."""
         if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
             raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
-        dim = _dim(dim, self.ndim, "chunk")
+        dim = normalize_dim(dim, self.ndim, "chunk")
         n = self.shape[dim]
         return self.split(max(1, -(-n // chunks)), dim)
 
     def unbind(self, dim=0):
-        dim = _dim(dim, self.ndim, "unbind")
+        dim = normalize_dim(dim, self.ndim, "unbind")
         lead = (slice(None),) * dim
         return tuple(self[lead + (i,)] for i in range(self.shape[dim]))
 
@@ -663,17 +663,6 @@ def check_device(device, where):
     if device is not None and str(name).split(":")[0] != "cpu":
         raise ValueError(f"{where}: minigrad runs on the CPU only, got device={device!r} "
                          "(the torch backend runs on CUDA)")
-
-
-def _dim(dim, ndim, where, extra=0):
-    """`dim` as an index in [0, ndim + extra), negatives counted from the end (a 0-d
-    tensor has one dim, -1 or 0, as in torch; `extra` = 1 for unsqueeze, which may name
-    the position after the last dim); an IndexError naming the op otherwise."""
-    size = max(ndim + extra, 1)
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or not -size <= dim < size:
-        raise IndexError(f"{where}: dim {dim!r} is out of range for a tensor of {ndim} dimension(s) "
-                         f"(expected in [{-size}, {size - 1}])")
-    return int(dim) % size
 
 
 def _index_array(index, where):

@@ -3,15 +3,14 @@
 import numpy as np
 
 from ..autograd import Function
+from ..dims import normalize_dim
 
 
 def checked_dim(a, dim):
     """`dim` as a non-negative axis of `a` (a 0-d array counts as one axis), after checking the input."""
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"log_softmax: input must be a float32 or float64 array, got {a.dtype}")
-    if not -max(a.ndim, 1) <= dim < max(a.ndim, 1):
-        raise IndexError(f"log_softmax: dim {dim} is out of range for a tensor with {a.ndim} dims")
-    dim = dim % max(a.ndim, 1)
+    dim = normalize_dim(dim, a.ndim, "log_softmax")
     if a.ndim and a.shape[dim] == 0:
         raise ValueError(f"log_softmax: input needs a size >= 1 along dim {dim}, got shape {a.shape}")
     return dim

@@ -3,25 +3,7 @@
 import numpy as np
 
 from ..autograd import Function
-
-
-def normalize_dims(dim, ndim, name):
-    """torch-style dim argument (None, int or tuple, negatives allowed) -> sorted tuple.
-    An empty tuple means every dim, as in torch."""
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim or ())
-    if not dims:
-        return tuple(range(ndim))
-    out = []
-    for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(
-                f"{name}: dim {d} is out of range for a tensor of {ndim} dimension(s) "
-                f"(expected in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])"
-            )
-        out.append(d % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise RuntimeError(f"{name}: dim {dim} names the same dimension twice")
-    return tuple(sorted(out)) if ndim else ()
+from ..dims import normalize_dims
 
 
 def _regrow(g, in_shape, dims, keepdim):

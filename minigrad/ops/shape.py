@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..autograd import Function
+from ..dims import normalize_dim
 
 
 class Reshape(Function):
@@ -105,7 +106,7 @@ class Gather(Function):
             raise RuntimeError(
                 f"gather: index has {index.ndim} dimensions but input has {a.ndim}; they must match"
             )
-        d = dim % a.ndim
+        d = normalize_dim(dim, a.ndim, "gather")
         # torch lets index be smaller than the input off `dim`: crop the input to match
         crop = tuple(slice(None) if i == d else slice(0, n) for i, n in enumerate(index.shape))
         for i, n in enumerate(index.shape):
@@ -136,7 +137,7 @@ class Cat(Function):
 
     @staticmethod
     def forward(ctx, *arrays, dim=0):
-        d = dim % arrays[0].ndim
+        d = normalize_dim(dim, arrays[0].ndim, "cat")
         ctx.dim, ctx.bounds = d, np.cumsum([a.shape[d] for a in arrays])[:-1]
         try:
             return np.concatenate(arrays, axis=d)
@@ -157,7 +158,7 @@ class Stack(Function):
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise RuntimeError(f"stack: all inputs need the same shape, got {sorted(shapes)}")
-        ctx.dim = dim % (arrays[0].ndim + 1)
+        ctx.dim = normalize_dim(dim, arrays[0].ndim, "stack", extra=1)
         return np.stack(arrays, axis=ctx.dim)
 
     @staticmethod
