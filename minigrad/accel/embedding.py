@@ -1,21 +1,12 @@
-"""Backward of an embedding lookup: scatter-add the rows of the output gradient.
-
-    forward:   out[i] = weight[ids[i]]
-    backward:  dweight[v] = Σ_{i: ids[i] = v} g[i]     (out[i] is weight[v] itself, so each
-               position hands its gradient row to its id's row; an id used twice gets both)
-
-The row `padding_idx` (if any) gets no gradient, as in torch.
-
-`backward_reference` is `np.add.at` (unbuffered, so repeated ids accumulate). The
-numba version is the same loop written out: for each position, add its gradient
-row into its id's row.
+"""numba kernel of the backward of `minigrad.ops.embedding.Embedding`: the core op's
+`np.add.at` written out as a loop: for each position, add its gradient row into its id's
+row (the row `padding_idx` gets none).
 
 Parallel or serial: two positions with the same id write the same row, so a
 parallel loop over positions would race. Above `PARALLEL_MIN_ELEMENTS` gradient
 entries the columns are split into blocks instead: each thread walks every
-position but owns its block of columns. Below it (TinyGPT: 24·79 positions of
-64, measured 0.05 ms serial) one thread does it all, because numba's threaded
-launch costs more than that.
+position but owns its block of columns. Below it one thread does it all, because
+numba's threaded launch costs more than the work.
 """
 
 import numba

@@ -1,22 +1,10 @@
-"""Layer normalisation of the rows of a (R, C) array, forward and backward.
+"""numba kernels of `minigrad.ops.layer_norm.LayerNorm` on rows of a (R, C) array: the
+math is the core op's. Forward returns (out, μ, r); backward rebuilds x̂ from x, μ, r.
+Two passes over each row (forward: sum, then squared deviations, then write;
+backward: the two row sums, then write), with dw and db summed across rows in the
+same pass.
 
-    μ = mean_j x_j,   σ² = mean_j (x_j - μ)²  (biased, as torch),   r = 1/sqrt(σ² + eps)
-    x̂ = (x - μ)·r,   out = x̂·w + b                                   (w, b optional, shape (C,))
-
-    dx = r·(ĝ - mean_j ĝ_j - x̂·mean_j(ĝ_j·x̂_j)),  ĝ = g·w
-         (x̂ depends on x directly, through μ (-r/C each) and through r (-x̂·r/C·x̂_j each))
-    dw = Σ_rows g·x̂,   db = Σ_rows g
-
-The forward returns (out, μ, r); a backward pass keeps x, μ and r (two numbers
-per row) and rebuilds x̂ from them, instead of keeping a second (R, C) array.
-
-`forward_reference` / `backward_reference` are the math in NumPy. The numba
-versions do the same in two passes over each row (forward: sum, then squared
-deviations, then write; backward: the two row sums, then write), with dw and db
-summed across rows in the same pass.
-
-Parallel or serial: numba's threaded launch costs far more than a layer norm of
-TinyGPT's size (24·79 rows of 64: measured 0.1 ms serial), so arrays below
+Parallel or serial: numba's threaded launch costs more than a small layer norm, so arrays below
 `PARALLEL_MIN_ELEMENTS` run in one thread; above, blocks of `BLOCK_ROWS` rows run
 in parallel, each with its own partial dw and db, added up after.
 """

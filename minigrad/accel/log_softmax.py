@@ -1,13 +1,7 @@
-"""log-softmax over the last axis, any leading shape, forward and backward.
-
-    y = x - m - log Σ_j exp(x_j - m),   m = max_j x_j       (subtracting m: no overflow)
-    dx = g - exp(y) · Σ_j g_j                                (per row)
-
-A row of all -inf (or holding +inf or NaN) gives NaN, as in torch.
-
-`forward_reference` / `backward_reference` are the math in NumPy. The numba
-versions do the same per row, in parallel over rows (each row written by one
-iteration), in two passes over the row instead of NumPy's temporaries.
+"""numba kernels of `minigrad.ops.log_softmax.LogSoftmax` over the last axis: the math is
+the core op's. Per row, in parallel over rows (each row written by one iteration), in
+two passes over the row instead of NumPy's temporaries. A row of all -inf (or holding
++inf or NaN) gives NaN, as in torch.
 """
 
 import math

@@ -1,18 +1,7 @@
-"""Fused log p(target) per position: log_softmax(logits)[..., target] without the
-(..., V) log-prob tensor.
-
-For a row x of V logits and its target t:
-
-    lse   = m + log Σ_j exp(x_j - m),  m = max_j x_j
-    out   = x_t - lse                          (0 where t == ignore_index)
-    dx_j  = g · (1[j == t] - exp(x_j - lse))   (0 for an ignored row)
-
-Forward keeps only lse (one float per row) for the backward, which builds the
-(..., V) gradient once. Cross-entropy is -out.
-
-`forward_reference` / `backward_reference` are the math in NumPy (they do build
-(..., V) temporaries). The numba versions stream each row, in parallel over
-rows, and skip ignored rows (their lse is 0 in both versions).
+"""numba kernels of `minigrad.ops.token_logprobs.TokenLogprobs`: the math is the core op's.
+They stream each row, in parallel over rows, build no (..., V) temporary in forward
+and one (..., V) gradient in backward, and skip ignored rows (their lse is 0, as in
+the core op).
 """
 
 import math
