@@ -27,8 +27,9 @@ benchmarks/results/ give the figures):
 
 `tune_process()` applies them once per process, and only when called: importing
 minigrad or running an op never does. Entry points that want them call it (the CLI
-through `backend.tune_process()`, the benchmarks). Each setting is left alone where the user chose it already (the environment
-variable is set, or `MALLOC_MMAP_THRESHOLD_` / `GLIBC_TUNABLES` for malloc), and
+through `backend.tune_process()`, the benchmarks). Each setting is left alone where
+the user chose it already (the environment variable is set, or
+`MALLOC_MMAP_THRESHOLD_` / `GLIBC_TUNABLES` for malloc), and
 `MINIGRAD_CPU_TUNING=0` turns all three off. They are process-wide: torch in the
 same process shares the malloc settings (harmless) and, where it loaded the same
 OpenMP runtime, the wait policy.
