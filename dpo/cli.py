@@ -207,10 +207,12 @@ def _backend(args):
 
     backend = get_backend(args.backend, device=args.device, dtype=args.dtype)
     tuned = backend.tune_process()  # an entry point's choice, never the library's
-    if tuned:
-        print("process tuning: " + "; ".join(tuned.values()) + " (MINIGRAD_CPU_TUNING=0 turns it off)",
-              file=sys.stderr)
+    if tuned:  # reported once, after the command succeeded: a bad input stays a one-line error
+        _TUNING_REPORT[:] = ["process tuning: " + "; ".join(tuned.values()) + " (MINIGRAD_CPU_TUNING=0: off)"]
     return backend
+
+
+_TUNING_REPORT = []
 
 
 def _pairs(args, max_len):
@@ -378,7 +380,10 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        if status == 0 and _TUNING_REPORT:
+            print(_TUNING_REPORT.pop(), file=sys.stderr)
+        return status
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     except UsageError as error:
