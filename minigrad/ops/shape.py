@@ -76,11 +76,13 @@ def _has_array_index(index):
 class Index(Function):
     """out = a[index] for ints, slices, None, Ellipsis and integer/bool arrays;
     d/da = g at the picked positions, 0 elsewhere; entries picked more than once
-    accumulate (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2."""
+    accumulate (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2. The gradient is laid
+    out in memory as a is (a permuted view gets a permuted gradient, which its
+    Permute backward turns back into C order without a copy)."""
 
     @staticmethod
     def forward(ctx, a, index):
-        ctx.index, ctx.shape = index, a.shape
+        ctx.index, ctx.a = index, a
         try:
             return a[index]
         except IndexError as error:
@@ -88,7 +90,7 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, g):
-        grad = np.zeros(ctx.shape, dtype=g.dtype)
+        grad = np.zeros_like(ctx.a, dtype=g.dtype)
         if _has_array_index(ctx.index):
             np.add.at(grad, ctx.index, g)
         else:
