@@ -14,7 +14,8 @@ from minigrad import optim as minigrad_optim
 
 from .base import Backend
 
-_OPTIMIZERS = {"sgd": minigrad_optim.SGD, "adam": minigrad_optim.Adam, "adamw": minigrad_optim.AdamW}
+_OPTIMIZERS = {"sgd": minigrad_optim.SGD, "adam": minigrad_optim.Adam, "adamw": minigrad_optim.AdamW,
+               "rmsprop": minigrad_optim.RMSprop}
 
 
 class NumpyBackend(Backend):

@@ -161,19 +161,21 @@ def test_pairs_cut_to_fit_max_len_are_reported(capsys, tmp_path):
 
 def test_unknown_loss_type(capsys, tmp_path):
     fails_with_one_line(capsys, ["train", "--loss-type", "dpo", "--out", str(tmp_path)],
-                        "argument --loss-type: unknown loss type dpo; choose from: sigmoid")
+                        "argument --loss-type: DPOConfig: unknown loss_type 'dpo'; choose from: sigmoid")
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--lr", "-1"], "argument --lr: expected a positive number, got '-1'"),
-    (["train", "--beta", "nan"], "argument --beta: expected a positive number, got 'nan'"),
-    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
-    (["train", "--batch-size", "two"], "argument --batch-size: expected a positive integer, got 'two'"),
-    (["train", "--eval-fraction", "1.5"], "argument --eval-fraction: expected a number in [0, 1)"),
-    (["train", "--label-smoothing", "0.5"], "argument --label-smoothing: expected a number in [0, 0.5)"),
-    (["train", "--loss-weights", "1,x"], "argument --loss-weights: expected comma-separated finite numbers"),
-    (["train", "--sft-steps", "-2"], "argument --sft-steps: expected an integer >= 0"),
-    (["train", "--seed", "-1"], "argument --seed: expected an integer >= 0"),
+    (["train", "--lr", "-1"], "argument --learning-rate: DPOConfig.lr must be a positive number, got -1.0"),
+    (["train", "--beta", "nan"], "argument --beta: DPOConfig: beta must be finite, got nan"),
+    (["train", "--epochs", "0"], "argument --num-train-epochs: DPOConfig.epochs must be a positive int, got 0"),
+    (["train", "--batch-size", "two"],
+     "argument --per-device-train-batch-size/--batch-size: expected an integer, got 'two'"),
+    (["train", "--eval-fraction", "1.5"], "argument --eval-fraction: DPOConfig.eval_fraction must be in [0, 1)"),
+    (["train", "--label-smoothing", "0.5"],
+     "argument --label-smoothing: DPOConfig: label_smoothing must be in [0, 0.5), got 0.5"),
+    (["train", "--loss-weights", "1,x"], "argument --loss-weights: expected comma-separated numbers"),
+    (["train", "--sft-steps", "-2"], "argument --sft-steps: DPOConfig.sft_steps must be a non-negative int, got -2"),
+    (["train", "--seed", "-1"], "argument --seed: DPOConfig.seed must be a non-negative int, got -1"),
     (["train", "--loss-type", "sigmoid,sft", "--loss-weights", "1"], "1 loss_weights for 2 loss types"),
     (["train", "--loss-type", "exo_pair"], "'exo_pair' needs label_smoothing"),
     (["generate", "--checkpoint", "c", "--prompt", "p", "--temperature", "-1"], "argument --temperature"),
@@ -207,9 +209,14 @@ def test_eval_without_a_reference_beside_the_checkpoint(capsys, sft_run, tmp_pat
     fails_with_one_line(capsys, ["eval", "--checkpoint", str(lone)], "no reference checkpoint; pass --reference")
 
 
-def test_prompt_too_long_for_generation(capsys, sft_run):
-    fails_with_one_line(capsys, ["generate", "--checkpoint", os.path.join(sft_run, "sft.safetensors"),
-                                 "--prompt", "x" * 200], "leaves no room under max_len 96", EXIT_FAILED)
+def test_prompt_too_long_for_generation_keeps_its_end_and_says_so(capsys, sft_run):
+    status = main(["generate", "--checkpoint", os.path.join(sft_run, "sft.safetensors"), "--prompt", "x" * 200,
+                   "--max-new-tokens", "4"])
+    err = capsys.readouterr().err.splitlines()
+    assert status == 0
+    assert err == ["note: the prompt is 202 tokens, more than the model's context (max_len 96) allows; "
+                   "kept its last 95",
+                   "note: max_new_tokens cut from 4 to 1: the prompt's 95 tokens leave that much room in max_len 96"]
 
 
 def test_cuda_absent(capsys, tmp_path, torch):
