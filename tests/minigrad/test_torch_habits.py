@@ -154,7 +154,7 @@ def test_half_is_a_clear_error():
     (lambda: minigrad, "fft", "module 'minigrad' has no attribute 'fft'"),
     (lambda: nn, "Conv2d", "module 'minigrad.nn' has no attribute 'Conv2d'"),
     (lambda: F, "conv2d", "module 'minigrad.nn.functional' has no attribute 'conv2d'"),
-    (lambda: minigrad.optim, "RMSprop", "module 'minigrad.optim' has no attribute 'RMSprop'"),
+    (lambda: minigrad.optim, "LBFGS", "module 'minigrad.optim' has no attribute 'LBFGS'"),
 ])
 def test_a_missing_torch_name_is_an_attribute_error_naming_it(where, name, message):
     with pytest.raises(AttributeError, match=message + ": minigrad implements a subset of torch"):
