@@ -222,13 +222,8 @@ def _backend(args):
     from backends import get_backend
 
     backend = get_backend(args.backend, device=args.device, dtype=args.dtype)
-    tuned = backend.tune_process()  # an entry point's choice, never the library's
-    if tuned:  # reported once, after the command succeeded: a bad input stays a one-line error
-        _TUNING_REPORT[:] = ["process tuning: " + "; ".join(tuned.values()) + " (MINIGRAD_CPU_TUNING=0: off)"]
+    backend.tune_process()  # an entry point's choice, never the library's (logged once, see minigrad.accel)
     return backend
-
-
-_TUNING_REPORT = []
 
 
 def _pairs(args, max_len, config=None):
@@ -440,10 +435,7 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        status = COMMANDS[args.command](args)
-        if status == 0 and _TUNING_REPORT:
-            print(_TUNING_REPORT.pop(), file=sys.stderr)
-        return status
+        return COMMANDS[args.command](args)
     except SystemExit as exit_:  # --help
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     except UsageError as error:

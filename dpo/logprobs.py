@@ -18,29 +18,18 @@ class SequenceLogProbs(NamedTuple):
 
 
 def sequence_log_prob(model, batch: PreferenceBatch, backend=None) -> SequenceLogProbs:
-    """Per row Σ_t log softmax(logits[t])[targets[t]] over the positions whose target is a
-    completion token. An empty completion gives 0. `backend` defaults to the model's own.
+    """One forward of all 2B rows; per row Σ_t log softmax(logits[t])[targets[t]] over the
+    positions whose target is a completion token (prompt and padding are masked out
+    because their targets are IGNORE_INDEX). Runs the fused token-logprob op, so the
+    full (rows, T, V) log-prob tensor is never built. An empty completion gives 0.
 
-    One pass of the model body over all 2B rows (`model.hidden_states`), then the LM head
-    and the fused token-logprob op only at the counted positions (`model.logits` on those
-    rows of the hidden states): the prompt and padding positions, whose targets are
-    IGNORE_INDEX, never reach the (positions, V) head, in forward or backward. The
-    per-position log-probs are then laid out (rows, longest completion), zero-padded,
-    and summed along each row.
+    `backend` defaults to the model's own.
     """
     backend = backend or type(model).backend
     ids = backend.tensor(batch.input_ids)
     mask = backend.tensor(batch.attention_mask)
-    counted = batch.targets != IGNORE_INDEX
-    rows, cols = np.nonzero(counted)  # row-major: each row's positions are contiguous
-    hidden = model.hidden_states(ids, mask)  # (R, T, C)
-    picked = hidden[backend.tensor(rows), backend.tensor(cols)]  # (N, C)
-    per_token = backend.F.token_logprobs(model.logits(picked), backend.tensor(batch.targets[rows, cols]))  # (N,)
-    counts = counted.sum(axis=-1).astype(np.int64)
-    # (R, max count) indices into per_token, N (an appended 0) past each row's end
-    width = max(int(counts.max(initial=0)), 1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    offsets = np.arange(width, dtype=np.int64)
-    layout = np.where(offsets[None, :] < counts[:, None], starts[:, None] + offsets[None, :], len(rows))
-    padded = backend.cat([per_token, per_token.sum(0, keepdim=True) * 0])  # the 0 in per_token's dtype
-    return SequenceLogProbs(padded[backend.tensor(layout)].sum(-1), counts)
+    targets = backend.tensor(batch.targets)
+    logits = model(ids, mask)
+    per_token = backend.F.token_logprobs(logits, targets, ignore_index=IGNORE_INDEX)
+    counts = (batch.targets != IGNORE_INDEX).sum(axis=-1).astype(np.int64)
+    return SequenceLogProbs(per_token.sum(-1), counts)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import logging
 import os
 import sys
 
@@ -116,4 +117,5 @@ def tune_process() -> dict:
                 "openblas": _openblas_thread_timeout(),
                 "malloc": _malloc_thresholds(),
             }
+        logging.getLogger("minigrad.accel").info("process tuning: %s", "; ".join(_applied.values()))
     return dict(_applied)
