@@ -1,10 +1,12 @@
-"""Command line: `python -m dpo {demo,sft,train,eval,generate}` (also the `minigrad-dpo` script).
+"""Command line: `python -m dpo {demo,sft,train,eval,generate,frontier}` (also the `minigrad-dpo` script).
 
     python -m dpo demo                                   # the whole lesson on the twelve triples
     python -m dpo sft --data prefs.jsonl --out runs/a    # SFT warm-up -> runs/a/sft.safetensors
     python -m dpo train --init runs/a/sft.safetensors --data prefs.jsonl --out runs/a
     python -m dpo eval --checkpoint runs/a/checkpoint.safetensors --data prefs.jsonl
     python -m dpo generate --checkpoint runs/a/checkpoint.safetensors --prompt "Compute 2 + 3."
+    python -m dpo train --model SmolLM2-135M-Instruct --data prefs.jsonl --out runs/b   # -> runs/b/model/
+    python -m dpo frontier --out runs/frontier [--quick]   # reward vs KL against a known reward
 
 Bad input (missing file, malformed row, unknown loss type, CUDA or torch absent,
 ...) prints one line on stderr and exits non-zero, without a traceback.
@@ -28,6 +30,7 @@ from .data import PreferenceDataError, load_preferences, make_preferences
 from .formats import read_messages
 from .hf_tokenizer import TokenizerFolderError
 from .metrics import plot_metrics, read_metrics
+from .pretrained import PretrainedError
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -71,6 +74,13 @@ def _number_at_least_zero(text):
     return value
 
 
+def _fraction_up_to_one(text):
+    value = _float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
 def _non_negative_int(text):
     value = _integer(text)
     if value < 0:
@@ -102,6 +112,18 @@ def _add_runtime(p, seed=True):
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default: float32")
     if seed:
         g.add_argument("--seed", type=_non_negative_int, default=None, help="seeds sampling (default 0)")
+
+
+MODEL_DEST = "config:model_path"  # --model fills DPOConfig.model_path, as --model-name-or-path does
+
+
+def _add_model(p, instead_of=None):
+    """--model DIR, before the config options (which then leave the flag to it)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="DIR", dest=MODEL_DEST, default=None,
+                   help="a Hugging Face model folder (GPT-2, Llama, Qwen2: config.json, safetensors, tokenizer) "
+                        "used instead of TinyGPT, with its own tokenizer and chat template"
+                        + (f"; instead of {instead_of}" if instead_of else ""))
 
 
 def _add_data(p):
@@ -176,8 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Next-token training on the chosen completions; writes DIR/sft.safetensors.")
     _add_runtime(sft, seed=False)
     _add_data(sft)
+    _add_model(sft)
     _add_config_options(sft, only=SFT_OPTIONS)
-    sft.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    sft.add_argument("--out", metavar="DIR", required=True,
+                     help="output folder (with --model: the trained model as a Hugging Face folder DIR/model)")
 
     train = commands.add_parser("train", help="DPO training",
                                 description="DPO against a frozen reference (the --init model, or a fresh SFT "
@@ -190,22 +214,27 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--resume", metavar="CKPT", default=None,
                        help="continue an interrupted run from its checkpoint (its config is used; "
                             "reference.safetensors must lie beside it)")
-    train.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    train.add_argument("--out", metavar="DIR", required=True,
+                       help="output folder (with --model: the trained policy as a Hugging Face folder DIR/model)")
+    _add_model(train)
     _add_config_options(train)
 
     evaluate = commands.add_parser("eval", help="reward margins of a trained policy",
                                    description="Per-pair log-probs, rewards and margins against the reference.")
     _add_runtime(evaluate, seed=False)
     _add_data(evaluate)
-    evaluate.add_argument("--checkpoint", metavar="CKPT", required=True, help="the policy")
+    evaluate.add_argument("--checkpoint", metavar="CKPT", default=None, help="the policy")
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
-                          help="the reference (default: reference.safetensors beside --checkpoint)")
+                          help="the reference (default: reference.safetensors beside --checkpoint; "
+                               "with --model: a Hugging Face folder, required)")
+    _add_model(evaluate, instead_of="--checkpoint")
     _add_config_options(evaluate, only=LENGTH_OPTIONS)
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
-    gen.add_argument("--checkpoint", metavar="CKPT", required=True)
+    gen.add_argument("--checkpoint", metavar="CKPT", default=None)
+    _add_model(gen, instead_of="--checkpoint")
     gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
     gen.add_argument("--system", default=None, help="a system message before each --prompt")
     gen.add_argument("--messages", action="append", default=[], metavar="FILE_OR_JSON",
@@ -214,7 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
+    gen.add_argument("--top-p", type=_fraction_up_to_one, default=None, help="nucleus sampling mass, in (0, 1]")
+    _add_frontier(commands)
     return parser
+
+
+def _add_frontier(commands):
+    """`frontier`: the reward–KL experiment against a known reward (options: dpo/frontier/command.py)."""
+    from .frontier.command import add_arguments
+
+    frontier = commands.add_parser("frontier", help="reward-KL frontier of DPO, IPO, SimPO, preferred-FT on a task "
+                                                    "with a known reward",
+                                   description="SFT a reference on synthetic reviews, sample and label preferences "
+                                               "by the true reward, train each loss type and beta, and plot true "
+                                               "reward against KL to the reference (docs/frontier.md).")
+    _add_runtime(frontier)
+    add_arguments(frontier)
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -226,15 +270,18 @@ def _backend(args):
     return backend
 
 
-def _pairs(args, max_len, config=None):
+def _pairs(args, max_len, config=None, tokenizer=None):
     if args.data is None:
+        if tokenizer is not None:
+            raise UsageError(f"{args.command} --model: give --data FILE (the built-in pairs are for TinyGPT)")
         pairs = make_preferences()
     else:
-        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config)
+        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config,
+                                 tokenizer=tokenizer)
         if pairs.skipped:
             print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
                   file=sys.stderr)
-    note = truncation_note(pairs, max_len=max_len, config=config)
+    note = truncation_note(pairs, tokenizer, max_len=max_len, config=config)
     if note:
         print(f"{args.data or 'the built-in pairs'}: {note}", file=sys.stderr)
     return pairs
@@ -289,13 +336,49 @@ def _check_precision(backend, config):
 
 
 def _model_from_checkpoint(path, backend):
+    """(model, config, checkpoint): a TinyGPT, or the model of the run's Hugging Face folder
+    (config.model_path), with the checkpoint's weights."""
     from .model import TinyGPT
+    from .pretrained import load_pretrained
 
     checkpoint = load_checkpoint(path)
     config = DPOConfig.from_dict(checkpoint.config)
-    model = TinyGPT(config.model, backend=backend)
+    if config.model_path is not None:
+        model = load_pretrained(config.model_path, backend=backend)
+    else:
+        model = TinyGPT(config.model, backend=backend)
     model.load_weights(checkpoint.weights)
     return model, config, checkpoint
+
+
+def _tokenizer_of(config):
+    """The run's tokenizer: its model folder's (config.model_path), else the byte tokenizer."""
+    if config.model_path is None:
+        from .tokenizer import InstructionTokenizer
+
+        return InstructionTokenizer()
+    from .hf_tokenizer import load_tokenizer
+
+    return load_tokenizer(config.model_path)
+
+
+def _pretrained(path, backend):
+    """(model, tokenizer) from a Hugging Face model folder."""
+    from .hf_tokenizer import load_tokenizer
+    from .pretrained import load_pretrained
+
+    model = load_pretrained(path, backend=backend)
+    tokenizer = load_tokenizer(path)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise PretrainedError(f"{path}: the tokenizer has {tokenizer.vocab_size} ids, the model's vocabulary "
+                              f"only {model.config.vocab_size}")
+    return model, tokenizer
+
+
+def _save_model(model, out_dir):
+    path = os.path.join(out_dir, "model")
+    model.save_pretrained(path)
+    return path
 
 
 def _write_plot(out_dir, rows, config):
@@ -311,6 +394,8 @@ def cmd_demo(args):
     from .demo import run_demo
 
     config = _config(args)
+    if config.model_path is not None:
+        raise UsageError("demo runs TinyGPT on the built-in triples; train a model folder with train --model DIR")
     backend = _backend(args)
     _check_precision(backend, config)
     pairs = _pairs(args, config.max_len, config)
@@ -324,14 +409,21 @@ def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
     config = _config(args)
-    pairs = _pairs(args, config.max_len, config)
-    policy, _ = build_models(config, backend=_backend(args))
-    losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
+    tokenizer = None
+    if config.model_path is not None:
+        policy, tokenizer = _pretrained(config.model_path, _backend(args))
+    else:
+        policy, _ = build_models(config, backend=_backend(args))
+    pairs = _pairs(args, config.max_len, config, tokenizer)
+    losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
                              batch_size=config.batch_size, seed=config.seed, max_len=config.max_len, config=config,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
-    path = os.path.join(args.out, "sft.safetensors")
-    save_checkpoint(path, policy, config, step=len(losses))
+    if config.model_path is not None:
+        path = _save_model(policy, args.out)
+    else:
+        path = os.path.join(args.out, "sft.safetensors")
+        save_checkpoint(path, policy, config, step=len(losses))
     print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {path}")
     return 0
 
@@ -343,11 +435,16 @@ def cmd_train(args):
     backend = _backend(args)
     if args.resume:  # the interrupted run's config; options given here may extend it (e.g. --epochs)
         config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
-    else:
-        config = _config(args)
+    else:  # a model folder arrives trained: no SFT warm-up unless --sft-steps asks for one
+        config = _config(args, base=DPOConfig(sft_steps=0) if getattr(args, MODEL_DEST, None) else None)
     _check_precision(backend, config)
+    if config.model_path is not None:
+        return _train_pretrained(args, backend, config)
     if args.init:
-        init_model, _, _ = _model_from_checkpoint(args.init, backend)
+        init_model, init_config, _ = _model_from_checkpoint(args.init, backend)
+        if init_config.model_path is not None:
+            raise UsageError(f"train --init {args.init}: a checkpoint of a Hugging Face model; start from its "
+                             "folder with --model DIR (e.g. the run's OUT/model)")
         if init_model.config != config.model:
             config = DPOConfig.from_dict({**config.to_dict(), "model": init_model.config.to_dict()})
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
@@ -367,15 +464,8 @@ def cmd_train(args):
     os.makedirs(args.out, exist_ok=True)
     save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
 
-    def show(row):
-        if "loss" in row:
-            print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
-                  f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
-        elif "eval_loss" in row:
-            print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
-                  f"  accuracy {row['eval_rewards/accuracies']:.2f}")
-
-    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume, on_log=show)
+    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume,
+                       on_log=_show_row)
     shown = result.eval_pairs or result.train_pairs
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
@@ -385,17 +475,78 @@ def cmd_train(args):
     return 0
 
 
+def _show_row(row):
+    if "loss" in row:
+        print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
+              f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
+    elif "eval_loss" in row:
+        print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
+              f"  accuracy {row['eval_rewards/accuracies']:.2f}")
+
+
+def _train_pretrained(args, backend, config):
+    """DPO of a Hugging Face folder (config.model_path): the reference is the folder's model
+    (or, resuming, the run's reference.safetensors), frozen; an SFT warm-up only when
+    --sft-steps asks; the policy is written to OUT/model."""
+    from .evaluation import evaluate_margins, margin_table
+    from .training import freeze, train_dpo, warmup_pretrain
+
+    if args.init:
+        raise UsageError("train: --init takes a TinyGPT checkpoint; a model folder starts from --model DIR, "
+                         "and --resume finds the run's folder in its checkpoint")
+    policy, tokenizer = _pretrained(config.model_path, backend)
+    pairs = _pairs(args, config.max_len, config, tokenizer)
+    reference = policy.to_backend(backend)
+    if args.resume:
+        saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
+        reference.load_weights(saved.weights)
+    elif config.sft_steps:
+        losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
+                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                 config=config)
+        print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+        reference.load_weights(policy.export_weights())
+    freeze(reference)
+    os.makedirs(args.out, exist_ok=True)
+    save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
+    result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=args.out,
+                       resume_from=args.resume, on_log=_show_row)
+    shown = result.eval_pairs or result.train_pairs
+    print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
+    print(margin_table(evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)))
+    path = _save_model(policy, args.out)
+    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    print(f"wrote {path}, {metrics_path}")
+    _write_plot(args.out, read_metrics(metrics_path), config)
+    return 0
+
+
 def cmd_eval(args):
     from .evaluation import evaluate_margins, margin_table
 
     backend = _backend(args)
+    if getattr(args, MODEL_DEST, None):
+        if args.checkpoint or not args.reference:
+            raise UsageError("eval --model DIR: give the reference folder as --reference DIR (and no --checkpoint)")
+        config = _config(args)
+        policy, tokenizer = _pretrained(config.model_path, backend)
+        reference, _ = _pretrained(args.reference, backend)
+        margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config, tokenizer), config,
+                                   tokenizer=tokenizer)
+        print(margin_table(margins))
+        print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
+        return 0
+    if not args.checkpoint:
+        raise UsageError("eval: give --checkpoint CKPT (TinyGPT) or --model DIR (a Hugging Face folder)")
     policy, config, _ = _model_from_checkpoint(args.checkpoint, backend)
     reference_path = args.reference or os.path.join(os.path.dirname(args.checkpoint), "reference.safetensors")
     if not os.path.isfile(reference_path):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
     config = _config(args, base=config)  # the checkpoint's config, with length options given here
-    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config), config)
+    tokenizer = None if config.model_path is None else _tokenizer_of(config)
+    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config, tokenizer), config,
+                               tokenizer=tokenizer)
     print(margin_table(margins))
     print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
     return 0
@@ -403,7 +554,6 @@ def cmd_eval(args):
 
 def cmd_generate(args):
     from .generation import generate
-    from .tokenizer import InstructionTokenizer
 
     if not args.prompt and not args.messages:
         raise UsageError("generate: give --prompt TEXT or --messages FILE_OR_JSON (see --help)")
@@ -413,18 +563,32 @@ def cmd_generate(args):
         conversations = [read_messages(value) for value in args.messages]
     except ValueError as error:
         raise UsageError(str(error)) from None
-    model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
-    tokenizer = InstructionTokenizer()
+    model_path = getattr(args, MODEL_DEST, None)
+    if bool(args.checkpoint) == bool(model_path):
+        raise UsageError("generate: give one of --checkpoint CKPT (TinyGPT) and --model DIR (a Hugging Face folder)")
+    if model_path:
+        model, tokenizer = _pretrained(model_path, _backend(args))
+    else:
+        model, config, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
+        tokenizer = _tokenizer_of(config)
     for prompt in args.prompt + conversations:
         text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                        top_k=args.top_k, seed=args.seed or 0, system=args.system if isinstance(prompt, str) else None,
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed or 0,
+                        system=args.system if isinstance(prompt, str) else None,
                         notify=lambda message: print(f"note: {message}", file=sys.stderr))
         shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
         print(f"{shown}\n  -> {text}")
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate}
+def cmd_frontier(args):
+    from .frontier.command import run
+
+    return run(args, _backend(args))
+
+
+COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
+            "frontier": cmd_frontier}
 
 
 def main(argv=None) -> int:
@@ -442,7 +606,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError, TokenizerFolderError,
-            ChatTemplateError) as error:
+            ChatTemplateError, PretrainedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:

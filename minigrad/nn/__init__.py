@@ -11,7 +11,9 @@ from .layers import (
     ModuleList,
     MSELoss,
     ReLU,
+    RMSNorm,
     Sequential,
+    SiLU,
     Tanh,
 )
 from .module import Module, Parameter
@@ -19,7 +21,8 @@ from .utils import clip_grad_norm_
 
 __all__ = [
     "functional", "Module", "Parameter", "Linear", "Embedding", "LayerNorm", "GELU", "ReLU",
-    "Tanh", "Dropout", "ModuleList", "Sequential", "clip_grad_norm_", "MSELoss", "CrossEntropyLoss", "init",
+    "Tanh", "Dropout", "RMSNorm", "SiLU", "ModuleList", "Sequential", "clip_grad_norm_", "MSELoss",
+    "CrossEntropyLoss", "init",
 ]
 
 
