@@ -275,7 +275,9 @@ def _add_frontier(commands):
 def _backend(args):
     from backends import get_backend
 
-    return get_backend(args.backend, device=args.device, dtype=args.dtype)
+    backend = get_backend(args.backend, device=args.device, dtype=args.dtype)
+    backend.tune_process()  # an entry point's choice, never the library's (logged once, see minigrad.accel)
+    return backend
 
 
 def _pairs(args, max_len, config=None, tokenizer=None):
