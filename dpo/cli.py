@@ -3,30 +3,50 @@
     python -m dpo demo                                   # the whole lesson on the twelve triples
     python -m dpo sft --data prefs.jsonl --out runs/a    # SFT warm-up -> runs/a/sft.safetensors
     python -m dpo train --init runs/a/sft.safetensors --data prefs.jsonl --out runs/a
-    python -m dpo eval --checkpoint runs/a/checkpoint.safetensors --data prefs.jsonl
-    python -m dpo generate --checkpoint runs/a/checkpoint.safetensors --prompt "Compute 2 + 3."
+    python -m dpo train --resume --out runs/a                # continue from the newest checkpoint
+    python -m dpo eval --checkpoint runs/a/checkpoint-60 --data prefs.jsonl
+    python -m dpo generate --checkpoint runs/a --prompt "Compute 2 + 3."   # a run folder: its newest checkpoint
 
-Bad input (missing file, malformed row, unknown loss type, CUDA or torch absent,
-...) prints one line on stderr and exits non-zero, without a traceback.
+Exit status (EXIT_STATUS below, also in --help): 0 done; 2 bad input or usage of any
+kind (options, files, data, checkpoints, --out, a device that is not there), checked
+before any work where possible; 1 a failure at run time (the run diverged, a write
+failed); 130 / 143 interrupted by SIGINT / SIGTERM (training saves a checkpoint
+first). Every error is one line on stderr, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import sys
 
 import numpy as np
 
+from . import run_folder
 from .batching import truncation_note
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    architecture_difference,
+    architecture_of,
+    latest_checkpoint,
+    load_checkpoint,
+    save_model,
+    weights_fingerprint,
+)
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
+from .interrupts import RunInterrupted, saving_on_interrupt
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
 from .metrics import plot_metrics, read_metrics
+from .run_folder import RunFolderError
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+EXIT_STATUS = ("exit status: 0 done; 2 bad input or usage (options, files, data, checkpoints, --out, devices); "
+               "1 a failure at run time (e.g. the run diverged); 130 / 143 interrupted by SIGINT / SIGTERM "
+               "(train saves a checkpoint first and says where)")
 
 
 class UsageError(Exception):
@@ -116,6 +136,12 @@ def _add_runtime(p):
                    help="seeds initialisation, shuffling, the split and sampling (default 0)")
 
 
+def _add_out(p, help_text, required=True):
+    p.add_argument("--out", metavar="DIR", required=required, default=None, help=help_text)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in DIR (without it such a DIR is refused)")
+
+
 def _add_data(p):
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="FILE.jsonl", default=None,
@@ -147,8 +173,9 @@ def _add_training(p, sft_only=False):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m dpo", description=(
+    parser = _Parser(prog="python -m dpo", epilog=EXIT_STATUS, description=(
         "Direct Preference Optimization on a tiny GPT, on minigrad (NumPy + numba) or PyTorch."))
+    parser.add_argument("--version", action="version", version=f"minigrad-dpo {run_folder.version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="the whole lesson on the twelve triples (SFT, DPO, report)",
@@ -157,14 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(demo)
     _add_data(demo)
     _add_training(demo)
-    demo.add_argument("--out", metavar="DIR", default=None, help="also write metrics.jsonl, a plot and a checkpoint")
+    _add_out(demo, "also write metrics.jsonl, a plot and a checkpoint", required=False)
 
     sft = commands.add_parser("sft", help="supervised warm-up on prompt -> chosen",
                               description="Next-token training on the chosen completions; writes DIR/sft.safetensors.")
     _add_runtime(sft)
     _add_data(sft)
     _add_training(sft, sft_only=True)
-    sft.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    _add_out(sft, "output folder")
 
     train = commands.add_parser("train", help="DPO training",
                                 description="DPO against a frozen reference (the --init model, or a fresh SFT "
@@ -175,37 +202,52 @@ def build_parser() -> argparse.ArgumentParser:
     start = train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CKPT", default=None,
                        help="start policy and reference from this checkpoint (e.g. from `sft`)")
-    start.add_argument("--resume", metavar="CKPT", default=None,
-                       help="continue an interrupted run from its checkpoint (its config is used; "
-                            "reference.safetensors must lie beside it)")
+    start.add_argument("--resume", metavar="CKPT", nargs="?", const=NEWEST, default=None,
+                       help="continue the run in --out from CKPT, a checkpoint-<step> folder of it (default: the "
+                            "newest); its config, data file and reference are used and checked")
     train.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
-                       help="steps between checkpoints (default 0: only at the end)")
-    train.add_argument("--out", metavar="DIR", required=True, help="output folder")
+                       help="steps between checkpoints (default 0: only at the end and on an interrupt)")
+    train.add_argument("--save-total-limit", type=_positive_int, default=None,
+                       help="keep at most this many checkpoint-<step> folders, deleting the oldest (default: all)")
+    _add_out(train, "the run folder (run.json, reference, checkpoint-<step>/, metrics); with --resume CKPT, "
+                    "default: the folder CKPT is in", required=False)
 
     evaluate = commands.add_parser("eval", help="reward margins of a trained policy",
                                    description="Per-pair log-probs, rewards and margins against the reference.")
     _add_runtime(evaluate)
     _add_data(evaluate)
-    evaluate.add_argument("--checkpoint", metavar="CKPT", required=True, help="the policy")
+    evaluate.add_argument("--checkpoint", metavar="CKPT", required=True,
+                          help="the policy: a checkpoint-<step> folder, a model file, or a run folder (its newest "
+                               "checkpoint)")
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
-                          help="the reference (default: reference.safetensors beside --checkpoint)")
+                          help="the reference (default: the run folder's reference.safetensors); it must be the one "
+                               "the policy was trained against")
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
-    gen.add_argument("--checkpoint", metavar="CKPT", required=True)
+    gen.add_argument("--checkpoint", metavar="CKPT", required=True,
+                     help="a checkpoint-<step> folder, a model file, or a run folder (its newest checkpoint)")
     gen.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
+    for command in commands.choices.values():
+        command.epilog = EXIT_STATUS
     return parser
+
+
+NEWEST = ""  # --resume given without a path
 
 
 # ---- helpers ----------------------------------------------------------------------------
 def _backend(args):
     from backends import get_backend
 
-    return get_backend(args.backend, device=args.device, dtype=args.dtype)
+    try:
+        return get_backend(args.backend, device=args.device, dtype=args.dtype)
+    except (ValueError, ImportError, RuntimeError) as error:  # unknown device, torch or CUDA absent
+        raise UsageError(f"--backend {args.backend} --device {args.device or 'cpu'}: {error}") from None
 
 
 def _pairs(args, max_len):
@@ -225,7 +267,8 @@ def _pairs(args, max_len):
 CONFIG_OPTIONS = {"batch_size": "batch_size", "lr": "lr", "beta": "beta", "loss_type": "loss_type",
                   "loss_weights": "loss_weights", "label_smoothing": "label_smoothing", "epochs": "epochs",
                   "max_steps": "max_steps", "eval_fraction": "eval_fraction", "sft_steps": "sft_steps",
-                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps"}
+                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps",
+                  "save_total_limit": "save_total_limit"}
 
 
 def _config(args, base: DPOConfig | None = None) -> DPOConfig:
@@ -248,10 +291,42 @@ def _model_from_checkpoint(path, backend):
     from .model import TinyGPT
 
     checkpoint = load_checkpoint(path)
-    config = DPOConfig.from_dict(checkpoint.config)
+    try:
+        config = DPOConfig.from_dict(checkpoint.config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{checkpoint.path}: its config is not usable here ({error})") from None
     model = TinyGPT(config.model, backend=backend)
-    model.load_weights(checkpoint.weights)
+    difference = architecture_difference(checkpoint.architecture, architecture_of(model))
+    if difference:
+        raise CheckpointError(f"{checkpoint.path}: its architecture and its config disagree ({difference})")
+    try:
+        model.load_weights(checkpoint.weights)
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{checkpoint.path}: its weights do not fit its architecture ({error})") from None
     return model, config, checkpoint
+
+
+def _check_reference(policy_checkpoint, policy, reference, reference_path):
+    """One clear error when the reference is not the one the policy was trained against."""
+    difference = architecture_difference(architecture_of(policy), architecture_of(reference))
+    if difference:
+        raise CheckpointError(f"reference {reference_path} has another architecture than the policy "
+                              f"{policy_checkpoint.path} (policy vs reference: {difference})")
+    recorded = policy_checkpoint.reference
+    if recorded and recorded != weights_fingerprint(reference.export_weights()):
+        raise CheckpointError(f"reference {reference_path} is not the reference {policy_checkpoint.path} was trained "
+                              f"against (weight fingerprints {recorded[:12]} recorded, "
+                              f"{weights_fingerprint(reference.export_weights())[:12]} given)")
+
+
+def _run_folder_of(checkpoint_path):
+    """The run folder of a checkpoint-<step> folder (its parent), or the folder of a model file."""
+    return os.path.dirname(os.path.abspath(os.fspath(checkpoint_path).rstrip("/\\")))
+
+
+def _say(notes):
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def _write_plot(out_dir, rows):
@@ -264,8 +339,11 @@ def cmd_demo(args):
     from .demo import run_demo
 
     config = _config(args)
+    if args.out:
+        _say(run_folder.prepare_out(args.out, overwrite=args.overwrite))
+    backend = _backend(args)
     pairs = _pairs(args, config.max_len)
-    result = run_demo(_backend(args), config=config, pairs=pairs, out_dir=args.out)
+    result = run_demo(backend, config=config, pairs=pairs, out_dir=args.out)
     if args.out:
         _write_plot(args.out, result.result.history)
     return 0 if result.succeeded else EXIT_FAILED
@@ -275,27 +353,76 @@ def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
     config = _config(args)
+    path = os.path.join(args.out, "sft.safetensors")
+    run_folder.check_writable(args.out)
+    if os.path.exists(path) and not args.overwrite:
+        raise RunFolderError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
+    backend = _backend(args)
     pairs = _pairs(args, config.max_len)
-    policy, _ = build_models(config, backend=_backend(args))
+    policy, _ = build_models(config, backend=backend)
     losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
                              batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                             divergence_factor=config.divergence_sft_factor,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
-    path = os.path.join(args.out, "sft.safetensors")
-    save_checkpoint(path, policy, config, step=len(losses))
+    save_model(path, policy, config, step=len(losses))
     print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {path}")
     return 0
+
+
+def _resume_plan(args):
+    """(out, checkpoint, config, data path) of a resumed run, everything checked."""
+    if args.resume == NEWEST:
+        if not args.out:
+            raise UsageError("train: --resume without a checkpoint needs --out DIR (the run to continue)")
+        out = args.out
+    else:
+        out = args.out or _run_folder_of(args.resume)
+    _say(run_folder.prepare_out(out, resume=True))
+    run = run_folder.read_run(out)
+    if args.resume == NEWEST:
+        path = latest_checkpoint(out)
+        if path is None:
+            raise RunFolderError(f"--resume: {out} holds no checkpoint-<step> folder yet (the run was stopped before "
+                                 "its first checkpoint); start it again with --overwrite")
+    else:
+        path = args.resume
+        if os.path.realpath(_run_folder_of(path)) != os.path.realpath(out):
+            raise RunFolderError(f"--resume {path} is not a checkpoint of the run in --out {out}")
+    checkpoint = load_checkpoint(path)
+    if not checkpoint.optimizer_state():
+        raise CheckpointError(f"--resume {checkpoint.path}: a model file without optimizer state, not a training "
+                              "checkpoint (use --init to start a new run from it)")
+    config = _config(args, base=DPOConfig.from_dict(checkpoint.config))
+    from .training import config_changes
+
+    changes = config_changes(checkpoint.config, config)
+    if changes:
+        raise UsageError(f"--resume {checkpoint.path}: the options change the run's configuration ({changes}); "
+                         "only --epochs, --max-steps, --checkpoint-every and --save-total-limit may change")
+    data = run_folder.resume_data(run, args.data, out)
+    return out, checkpoint, config, data
 
 
 def cmd_train(args):
     from .evaluation import evaluate_margins, margin_table
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
-    backend = _backend(args)
-    if args.resume:  # the interrupted run's config; options given here may extend it (e.g. --epochs)
-        config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
+    if args.init and args.sft_steps is not None:
+        raise UsageError("train: --sft-steps has no effect with --init (the --init model replaces the SFT "
+                         "warm-up); drop one of them")
+    if args.resume is not None:
+        if args.overwrite:
+            raise UsageError("train: --overwrite and --resume contradict each other; choose one")
+        out, checkpoint, config, args.data = _resume_plan(args)
     else:
+        if not args.out:
+            raise UsageError("train: the following arguments are required: --out")
+        out, checkpoint = args.out, None
         config = _config(args)
+        _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data]))
+    backend = _backend(args)
+    reference_path = os.path.join(out, run_folder.REFERENCE_FILE)
     if args.init:
         init_model, _, _ = _model_from_checkpoint(args.init, backend)
         if init_model.config != config.model:
@@ -304,33 +431,53 @@ def cmd_train(args):
     else:
         policy, reference = build_models(config, backend=backend)
     pairs = _pairs(args, config.max_len)
-    if args.resume:
-        saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
-        reference.load_weights(saved.weights)
-    elif not args.init and config.sft_steps:
-        losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)
-        print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-        reference.load_weights(policy.export_weights())
+    if checkpoint is not None:
+        saved, _, _ = _model_from_checkpoint(reference_path, backend)
+        reference.load_weights(saved.export_weights())
+        _check_reference(checkpoint, policy, reference, reference_path)
+        note = run_folder.repair_metrics(os.path.join(out, run_folder.METRICS_FILE))
+        if note:
+            _say([note])
+    else:
+        if not args.init and config.sft_steps:
+            losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
+                                     batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                     divergence_factor=config.divergence_sft_factor)
+            print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+            reference.load_weights(policy.export_weights())
+        save_model(reference_path, reference, config)
+        run_folder.write_run(out, {
+            "command": "train", "config": config.to_dict(), "data": run_folder.data_record(args.data),
+            "tokenizer": {"name": "InstructionTokenizer", "vocab_size": config.model.vocab_size},
+            "init": os.path.abspath(args.init) if args.init else None,
+            "reference": {"path": run_folder.REFERENCE_FILE,
+                          "fingerprint": weights_fingerprint(reference.export_weights()),
+                          "architecture": architecture_of(reference)},
+            "backend": {"name": args.backend, "device": args.device or "cpu", "dtype": args.dtype},
+            "versions": run_folder.versions(),
+        })
     freeze(reference)
-    os.makedirs(args.out, exist_ok=True)
-    save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
 
     def show(row):
         if "loss" in row:
             print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
-                  f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
+                  f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}", flush=True)
         elif "eval/loss" in row:
             print(f"  eval @ {row['step']:4d}  loss {row['eval/loss']:.4f}  margin {row['eval/rewards/margins']:+.4f}"
-                  f"  accuracy {row['eval/rewards/accuracies']:.2f}")
+                  f"  accuracy {row['eval/rewards/accuracies']:.2f}", flush=True)
 
-    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume, on_log=show)
+    result = train_dpo(policy, reference, pairs, config, out_dir=out,
+                       resume_from=checkpoint.path if checkpoint else None, on_log=show)
+    if checkpoint is not None and result.steps == result.start_step:
+        print(f"nothing left to do: {checkpoint.path} is at step {result.steps} of {result.total_steps}; "
+              "raise --epochs or --max-steps to train further")
+        return 0
     shown = result.eval_pairs or result.train_pairs
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    metrics_path = os.path.join(out, run_folder.METRICS_FILE)
     print(f"wrote {result.checkpoint}, {metrics_path}")
-    _write_plot(args.out, read_metrics(metrics_path))  # the whole run, also when it was resumed
+    _write_plot(out, read_metrics(metrics_path))  # the whole run, also when it was resumed
     return 0
 
 
@@ -338,11 +485,14 @@ def cmd_eval(args):
     from .evaluation import evaluate_margins, margin_table
 
     backend = _backend(args)
-    policy, config, _ = _model_from_checkpoint(args.checkpoint, backend)
-    reference_path = args.reference or os.path.join(os.path.dirname(args.checkpoint), "reference.safetensors")
+    policy, config, checkpoint = _model_from_checkpoint(args.checkpoint, backend)
+    reference_path = args.reference
+    if reference_path is None:
+        reference_path = os.path.join(_run_folder_of(checkpoint.path), run_folder.REFERENCE_FILE)
     if not os.path.isfile(reference_path):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
+    _check_reference(checkpoint, policy, reference, reference_path)
     margins = evaluate_margins(policy, reference, _pairs(args, config.max_len), config)
     print(margin_table(margins))
     print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
@@ -363,28 +513,63 @@ def cmd_generate(args):
 
 
 COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate}
+TRAINING_COMMANDS = ("sft", "train")  # a signal ends them after the current step, with a checkpoint (train)
+BAD_INPUT = (UsageError, RunFolderError, PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError,
+             NotADirectoryError, PermissionError)
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside training: stop like Ctrl-C, with exit status 143."""
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt():
+    def handler(signum, frame):
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _resume_hint(args, error):
+    if error.checkpoint:
+        out = os.path.dirname(os.path.abspath(error.checkpoint))
+        return f"{error}; continue with: python -m dpo train --resume --out {out}"
+    return str(error)
 
 
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 failed, 2 bad input)."""
+    """Run the CLI; returns the exit status (see EXIT_STATUS)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return COMMANDS[args.command](args)
-    except SystemExit as exit_:  # --help
+        guard = saving_on_interrupt() if args.command in TRAINING_COMMANDS else _terminate_like_interrupt()
+        with guard:
+            return COMMANDS[args.command](args)
+    except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    except UsageError as error:
+    except BAD_INPUT as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except RunInterrupted as error:
+        print(_resume_hint(args, error), file=sys.stderr)
+        return error.exit_code
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return EXIT_SIGINT
+    except _Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM

@@ -25,6 +25,12 @@ class DPOConfig:
     step; epochs over the train split, or max_steps if set.
     Data: max_len tokens per row; eval_fraction held out (seeded).
     SFT warm-up: sft_steps of next-token training on prompt + chosen at sft_lr.
+    Runs: checkpoint_every steps a checkpoint-<step> folder, at most save_total_limit
+    of them kept (None: all). Divergence (`dpo/divergence.py`; 0 turns a test off):
+    stop when the policy's mean log-prob per chosen token falls below
+    divergence_logp_factor * -log(vocab size), when the gradient norm exceeds
+    divergence_grad_factor * the median of the recent steps', or when the SFT loss
+    exceeds divergence_sft_factor * its first value.
     """
 
     model: GPTConfig = dataclasses.field(default_factory=GPTConfig)
@@ -46,6 +52,10 @@ class DPOConfig:
     checkpoint_every: int = 0
     sft_steps: int = 60
     sft_lr: float = 3e-3
+    save_total_limit: int | None = None
+    divergence_logp_factor: float = 10.0
+    divergence_grad_factor: float = 1000.0
+    divergence_sft_factor: float = 10.0
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -71,6 +81,10 @@ class DPOConfig:
             positive(name, integer=True, allow_zero=True)
         if self.max_steps is not None:
             positive("max_steps", integer=True)
+        if self.save_total_limit is not None:
+            positive("save_total_limit", integer=True)
+        for name in ("divergence_logp_factor", "divergence_grad_factor", "divergence_sft_factor"):
+            positive(name, allow_zero=True)
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ValueError(f"DPOConfig.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
         if self.label_smoothing >= 0.5:

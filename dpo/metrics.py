@@ -54,8 +54,16 @@ def _plain(value):
 
 
 def read_metrics(path) -> list:
+    """The rows of a metrics.jsonl file; a line that is not JSON is an error naming the file and line."""
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}, line {number}: not a JSON metrics row ({error})") from None
+    return rows
 
 
 def plot_metrics(rows: list, out_png) -> str | None:

@@ -19,19 +19,25 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import interrupts
 from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, split_train_eval
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import (
+    architecture_difference,
+    architecture_of,
+    checkpoint_name,
+    load_checkpoint,
+    rotate_checkpoints,
+    save_checkpoint,
+    weights_fingerprint,
+)
 from .config import DPOConfig
+from .divergence import DivergenceMonitor, TrainingDiverged
 from .logprobs import sequence_log_prob
 from .losses import RunningMean, dpo_loss
 from .metrics import MetricsLog
 from .model import GPTConfig, TinyGPT
 from .progress import Progress
 from .tokenizer import InstructionTokenizer
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN or infinite; training stopped before the update."""
 
 
 def warmup_factor(warmup_steps: int):
@@ -81,10 +87,14 @@ def _masked_nll(model, batch, backend):
 
 
 def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3e-3, batch_size: int = 12,
-                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None) -> list:
+                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None,
+                    divergence_factor: float = DPOConfig.divergence_sft_factor) -> list:
     """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
     completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
-    `log(step, loss)` is called every step when given."""
+    `log(step, loss)` is called every step when given. Raises TrainingDiverged when the
+    loss exceeds `divergence_factor` times its first value (0: never), and
+    interrupts.RunInterrupted after the step during which a signal arrived (see
+    `interrupts.saving_on_interrupt`)."""
     if steps < 0:
         raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
     backend = type(model).backend
@@ -97,6 +107,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
         return []
     model.train()
     optimizer = backend.optimizer("adamw", model.parameters(), lr=lr, weight_decay=0.0)
+    monitor = DivergenceMonitor.for_sft(divergence_factor)
     losses, step, epoch = [], 0, 0
     with Progress(steps, "sft") as bar:
         while step < steps:
@@ -115,6 +126,9 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
                     bar.clear()
                     log(step, value)
                 bar.update(loss=value)
+                monitor.sft(step, value)
+                if interrupts.requested():
+                    raise interrupts.RunInterrupted(interrupts.requested(), step, phase="SFT")
                 if step >= steps:
                     break
             epoch += 1
@@ -224,7 +238,8 @@ def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=N
 class TrainResult:
     """history: every logged metrics row; steps: updates done; train/eval: the split used;
     checkpoint: the last checkpoint written (or None); truncated: how many train and
-    eval pairs had their prompt cut to fit max_len."""
+    eval pairs had their prompt cut to fit max_len; start_step: the step resumed from (0
+    for a new run); total_steps: where the run ends."""
 
     history: list
     steps: int
@@ -232,6 +247,8 @@ class TrainResult:
     eval_pairs: list
     checkpoint: str | None = None
     truncated: int = 0
+    start_step: int = 0
+    total_steps: int = 0
 
     def rows(self, key):
         return [row[key] for row in self.history if key in row]
@@ -264,16 +281,31 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
 
 
 # Fields that may change between a run and its resumption: they do not alter the steps already taken.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr")
+RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr", "save_total_limit",
+                     "divergence_logp_factor", "divergence_grad_factor", "divergence_sft_factor")
 
 
-def _check_resume_config(checkpoint, config: DPOConfig):
-    saved, now = checkpoint.config, json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-    if changed:
-        details = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in changed)
-        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: the config differs ({details}); "
+def config_changes(saved: dict, config: DPOConfig) -> str | None:
+    """'batch_size 4 -> 3, ...' for the fields of `config` that differ from the `saved`
+    config dict and would change the steps already taken; None if there are none."""
+    now = json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
+    defaults = json.loads(json.dumps(DPOConfig().to_dict()))  # a field added since `saved` was written
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k])
+    return ", ".join(f"{k} {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in changed) or None
+
+
+def _check_resume(checkpoint, config: DPOConfig, policy, reference):
+    changes = config_changes(checkpoint.config, config)
+    if changes:
+        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: the config differs ({changes}); "
                          "resume with the config it was written with")
+    difference = architecture_difference(checkpoint.architecture, architecture_of(policy))
+    if difference:
+        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: its architecture differs from the "
+                         f"model's ({difference})")
+    if checkpoint.reference and checkpoint.reference != weights_fingerprint(reference.export_weights()):
+        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: it was trained against another "
+                         "reference (the weights' fingerprints differ)")
 
 
 def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokenizer=None, out_dir=None,
@@ -287,8 +319,12 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     and a checkpoint out_dir/checkpoint.safetensors every config.checkpoint_every
     steps and at the end. `resume_from` continues from such a checkpoint (same data,
     same config) and reaches the same result as an uninterrupted run. `on_log(row)`
-    sees every metrics row. A non-finite loss raises TrainingDiverged naming the step;
-    the last checkpoint written stays as it was.
+    sees every metrics row. A non-finite loss, or a divergence as `dpo/divergence.py`
+    defines it, raises TrainingDiverged naming the step; the last checkpoint written
+    stays as it was. Checkpoints are `out_dir/checkpoint-<step>/` folders (see
+    `dpo/checkpoint.py`), at most config.save_total_limit of them kept. A signal caught
+    by `interrupts.saving_on_interrupt` ends the run after the current step with a
+    checkpoint and interrupts.RunInterrupted.
     """
     config = config or DPOConfig()
     backend = type(policy).backend
@@ -311,16 +347,21 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     bco_state = RunningMean() if "bco_pair" in np.atleast_1d(config.loss_type) else None
 
     step = 0
-    checkpoint_path = os.path.join(out_dir, "checkpoint.safetensors") if out_dir else None
     metrics_path = os.path.join(out_dir, "metrics.jsonl") if out_dir else None
+    reference_fingerprint = weights_fingerprint(reference.export_weights())
+    monitor = DivergenceMonitor.from_config(config, policy.config.vocab_size)
+    earlier_log = []
     if resume_from is not None:
         checkpoint = load_checkpoint(resume_from)
-        _check_resume_config(checkpoint, config)
+        _check_resume(checkpoint, config, policy, reference)
         policy.load_weights(checkpoint.weights)
         checkpoint.restore_training_state(optimizer, scheduler, backend)
         step = checkpoint.step
+        earlier_log = [row for row in checkpoint.log_history if row.get("step", 0) <= step]
         if bco_state is not None and "bco_state" in checkpoint.extra:
             bco_state.load_state_dict(checkpoint.extra["bco_state"])
+        monitor.norms.extend(checkpoint.extra.get("grad_norms", []))
+    start_step = step
     # resuming keeps the rows up to the checkpoint; those an interrupted run logged after it are redone
     log = MetricsLog(metrics_path, append=resume_from is not None, keep_through_step=step)
     eval_ref_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len) if eval_pairs else None
@@ -334,12 +375,21 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
 
     def save():
         nonlocal written, written_step
-        if checkpoint_path:
+        if out_dir and written_step != step:
             epoch = (step - 1) // steps_per_epoch if step else 0  # the epoch of the last update
             extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
-            save_checkpoint(checkpoint_path, policy, config, optimizer=optimizer, scheduler=scheduler,
-                            step=step, epoch=epoch, extra=extra)
-            written, written_step = checkpoint_path, step
+            extra["grad_norms"] = list(monitor.norms)  # the divergence test's window, so a resume sees it too
+            written = save_checkpoint(os.path.join(out_dir, checkpoint_name(step)), policy, config,
+                                      optimizer=optimizer, scheduler=scheduler, step=step, epoch=epoch, extra=extra,
+                                      reference=reference_fingerprint, log_history=earlier_log + history,
+                                      max_steps=total_steps)
+            written_step = step
+            rotate_checkpoints(out_dir, config.save_total_limit)
+
+    def stop_if_interrupted():
+        if interrupts.requested():
+            save()
+            raise interrupts.RunInterrupted(interrupts.requested(), step, written if written_step == step else None)
 
     indices = list(range(len(pairs)))
     epoch = step // steps_per_epoch
@@ -352,6 +402,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 try:
                     metrics = dpo_step(policy, batch, ref_cache[chunk], optimizer, config, scheduler, bco_state,
                                        step=step + 1)
+                    monitor.dpo(step + 1, metrics, batch.chosen_rejected(batch.completion_lengths)[0])
                 except TrainingDiverged as error:
                     if written is None:
                         raise
@@ -364,6 +415,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 bar.update(loss=metrics["loss"])
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
                     save()
+                stop_if_interrupted()
                 if step >= total_steps:
                     break
             if eval_pairs:
@@ -371,6 +423,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 emit({"step": step, "epoch": epoch, **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer,
                                                                      ref_logps=eval_ref_cache)})
             epoch += 1
-    save()
+    if step > start_step or resume_from is None:
+        save()
     truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len)
-    return TrainResult(history, step, pairs, eval_pairs, written, truncated)
+    return TrainResult(history, step, pairs, eval_pairs, written, truncated, start_step, total_steps)
