@@ -65,7 +65,7 @@ def test_demo_writes_metrics_and_a_checkpoint(tmp_path):
     config = tiny_config(sft_steps=2, max_steps=2)
     run_demo(backend("numpy", "float32"), config=config, out_dir=tmp_path, stream=stream)
     assert [row["step"] for row in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2]
-    assert load_checkpoint(tmp_path / "checkpoint.safetensors").step == 2
+    assert load_checkpoint(tmp_path / "checkpoint-2").step == 2
 
 
 def test_torch_demo_with_the_default_config_succeeds():
