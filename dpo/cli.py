@@ -247,7 +247,7 @@ def _backend(args):
     try:
         return get_backend(args.backend, device=args.device, dtype=args.dtype)
     except (ValueError, ImportError, RuntimeError) as error:  # unknown device, torch or CUDA absent
-        raise UsageError(f"--backend {args.backend} --device {args.device or 'cpu'}: {error}") from None
+        raise UsageError(str(error)) from None
 
 
 def _pairs(args, max_len):

@@ -10,8 +10,16 @@ import pytest
 
 import dpo.safetensors_io as safetensors_io
 from dpo.batching import collate
-from dpo.checkpoint import (FORMAT, CheckpointError, latest_checkpoint, load_checkpoint, remove_leftovers,
-                            rotate_checkpoints, save_checkpoint, save_model)
+from dpo.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_leftovers,
+    rotate_checkpoints,
+    save_checkpoint,
+    save_model,
+)
 from dpo.tokenizer import InstructionTokenizer
 from dpo.training import build_models, dpo_step, reference_log_probs
 from tests.dpo.pipeline_setup import backend, backend_names, numpy_of, pairs, tiny_config, tiny_model
