@@ -37,7 +37,7 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         clean = {k: _plain(v) for k, v in row.items()}
         self.rows.append(clean)
-        if self.path is not None:
+        if self.path is not None:  # closed per row: each row is in the file before the next step starts
             with open(self.path, "a") as f:
                 f.write(json.dumps(clean, allow_nan=True) + "\n")
 

@@ -362,8 +362,10 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             bco_state.load_state_dict(checkpoint.extra["bco_state"])
         monitor.norms.extend(checkpoint.extra.get("grad_norms", []))
     start_step = step
-    # resuming keeps the rows up to the checkpoint; those an interrupted run logged after it are redone
-    log = MetricsLog(metrics_path, append=resume_from is not None, keep_through_step=step)
+    # a resumed run's log is the checkpoint's log_history; rows logged after the checkpoint are redone
+    log = MetricsLog(metrics_path)
+    for row in earlier_log:
+        log.write(row)
     eval_ref_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len) if eval_pairs else None
     history, written, written_step = [], None, None
 
@@ -393,6 +395,11 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
 
     indices = list(range(len(pairs)))
     epoch = step // steps_per_epoch
+    if eval_pairs and step and step % steps_per_epoch == 0 and not any(
+            row.get("step") == step and "eval/loss" in row for row in earlier_log):
+        # the checkpoint ended an epoch and was written before that epoch's evaluation: do it now
+        emit({"step": step, "epoch": epoch - 1, **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer,
+                                                                 ref_logps=eval_ref_cache)})
     with Progress(total_steps - step, "dpo") as bar:
         while step < total_steps:
             for position, chunk in enumerate(iterate_batches(indices, config.batch_size, config.seed, epoch=epoch)):
@@ -415,9 +422,9 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 bar.update(loss=metrics["loss"])
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
                     save()
-                stop_if_interrupted()
                 if step >= total_steps:
                     break
+                stop_if_interrupted()
             if eval_pairs:
                 bar.clear()
                 emit({"step": step, "epoch": epoch, **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer,
@@ -425,5 +432,6 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             epoch += 1
     if step > start_step or resume_from is None:
         save()
+    stop_if_interrupted()  # a signal during the last step: the run is complete and saved, but stopped as asked
     truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len)
     return TrainResult(history, step, pairs, eval_pairs, written, truncated, start_step, total_steps)

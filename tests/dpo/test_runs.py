@@ -255,3 +255,58 @@ def test_uses_label_smoothing_is_what_the_losses_read(monkeypatch):
     reading = [name for name in LOSS_TYPE_NAMES
                if not np.allclose(losses(name, 0.1), losses(name, 0.2) if name == "exo_pair" else losses(name, 0.0))]
     assert reading == list(USES_LABEL_SMOOTHING)
+
+
+def test_an_interrupt_at_the_end_of_an_epoch_keeps_its_evaluation(tmp_path):
+    """The checkpoint of the epoch's last step is written before the epoch's held-out evaluation;
+    the resumed run evaluates it then, so the log matches an uninterrupted run's."""
+    config = tiny_config(max_steps=None, epochs=3, eval_fraction=0.3, checkpoint_every=0)  # 7 pairs: 2 steps/epoch
+    be = backend("numpy", "float32")
+    policy, reference = build_models(config, backend=be)
+    whole = train_dpo(policy, reference, pairs(10), config, out_dir=tmp_path / "whole")
+    assert [row["step"] for row in whole.history if "eval/loss" in row] == [2, 4, 6]
+
+    def signal_at_step_2(row):
+        if row["step"] == 2 and "loss" in row:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    policy, reference = build_models(config, backend=be)
+    with interrupts.saving_on_interrupt(), pytest.raises(interrupts.RunInterrupted) as caught:
+        train_dpo(policy, reference, pairs(10), config, out_dir=tmp_path / "cut", on_log=signal_at_step_2)
+    assert caught.value.exit_code == 143
+    policy, reference = build_models(config, backend=be)
+    train_dpo(policy, reference, pairs(10), config, out_dir=tmp_path / "cut",
+              resume_from=tmp_path / "cut" / "checkpoint-2")
+    assert read_metrics(tmp_path / "cut" / "metrics.jsonl") == read_metrics(tmp_path / "whole" / "metrics.jsonl")
+
+
+def test_a_model_file_whose_architecture_and_weights_disagree(files, tmp_path, capsys):
+    from dpo import safetensors_io
+
+    tensors, metadata = safetensors_io.load_file(files["init"])
+    metadata["architecture"] = json.dumps({"class": "TinyGPT", **TINY.to_dict(), "hidden": 32})
+    safetensors_io.save_file(tmp_path / "odd.safetensors", tensors, metadata)
+    refused(capsys, ["generate", "--checkpoint", str(tmp_path / "odd.safetensors"), "--prompt", "hi"],
+            "its architecture and its config disagree (hidden 32 vs 16)")
+
+
+def test_an_interrupt_during_sft_stops_after_the_step_and_saves_nothing(files, tmp_path, capsys, monkeypatch):
+    import dpo.training
+
+    real = dpo.training.warmup_pretrain
+
+    def signalling(*args, **kwargs):
+        kwargs["log"] = lambda step, loss: os.kill(os.getpid(), signal.SIGINT) if step == 2 else None
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dpo.training, "warmup_pretrain", signalling)
+    status = main(["sft", "--data", files["data"], "--steps", "50", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert status == 130 and err.splitlines()[-1] == ("interrupted by SIGINT after SFT step 2: nothing saved "
+                                                      "(SFT is not checkpointed)")
+    assert not (tmp_path / "sft.safetensors").exists()
+
+
+def test_demo_refuses_a_folder_holding_a_run(files, tmp_path, capsys):
+    ok(capsys, train_args(files, tmp_path, "--max-steps", "1"))
+    refused(capsys, ["demo", "--out", str(tmp_path)], f"--out {tmp_path} holds another run")
