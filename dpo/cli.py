@@ -92,8 +92,8 @@ def _fraction(text):
     return _number(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
-def _smoothing(text):
-    return _number(text, lambda v: 0 <= v < 0.5, "a number in [0, 0.5)")
+def _smoothing(text):  # its range, and the loss types that read it, are checked by the loss options (one place)
+    return _number(text, lambda v: True, "a number")
 
 
 def _non_negative_int(text):

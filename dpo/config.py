@@ -74,7 +74,6 @@ class DPOConfig:
         positive("sft_lr")
         positive("max_grad_norm")
         positive("weight_decay", allow_zero=True)
-        positive("label_smoothing", allow_zero=True)
         for name in ("batch_size", "epochs", "log_every"):
             positive(name, integer=True)
         for name in ("warmup_steps", "checkpoint_every", "sft_steps", "seed"):
@@ -87,8 +86,6 @@ class DPOConfig:
             positive(name, allow_zero=True)
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ValueError(f"DPOConfig.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
-        if self.label_smoothing >= 0.5:
-            raise ValueError(f"DPOConfig.label_smoothing must be below 0.5, got {self.label_smoothing!r}")
         unknown = sorted(set(self.loss_options) - set(LOSS_OPTION_NAMES))
         if unknown:
             raise ValueError(
