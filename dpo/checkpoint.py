@@ -15,6 +15,8 @@ are model files.
 A *checkpoint* (`save_checkpoint`) is a folder `checkpoint-<step>/` holding
 
     model.safetensors      the policy (a model file)
+    config.json, ...       what `model.save_pretrained` writes, for a model that has it (the
+                           pretrained families), so that transformers' from_pretrained reads the folder
     optimizer.safetensors  optimizer tensors as `<param index>.<key>`; param groups, scalar
                            state and the schedule position in its metadata
     trainer_state.json     global_step, epoch, max_steps, log_history (every metrics row so
@@ -107,7 +109,7 @@ def _check_finite(path, tensors):
 
 
 def _write_durably(path, data: bytes):
-    with open(path, "xb") as out:
+    with open(path, "wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())
@@ -180,7 +182,9 @@ def save_checkpoint(folder, model, config, *, optimizer=None, scheduler=None, st
     temporary = os.path.join(parent, f".{name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     os.mkdir(temporary)
     try:
-        for filename, data in files.items():
+        if hasattr(model, "save_pretrained"):  # a pretrained family: config.json etc., for from_pretrained
+            model.save_pretrained(temporary)
+        for filename, data in files.items():  # model.safetensors replaces save_pretrained's: same names, our metadata
             _write_durably(os.path.join(temporary, filename), data)
         safetensors_io._fsync_folder(temporary)
         if os.path.exists(folder):  # the same step again (a resume from an older checkpoint): replace it

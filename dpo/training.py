@@ -316,15 +316,14 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     at config.max_grad_norm, config.batch_size pairs per step, config.epochs epochs
     (or config.max_steps), seeded shuffling. Held-out pairs: `eval_pairs`, or
     config.eval_fraction of `pairs`. With `out_dir`: metrics to out_dir/metrics.jsonl
-    and a checkpoint out_dir/checkpoint.safetensors every config.checkpoint_every
-    steps and at the end. `resume_from` continues from such a checkpoint (same data,
-    same config) and reaches the same result as an uninterrupted run. `on_log(row)`
-    sees every metrics row. A non-finite loss, or a divergence as `dpo/divergence.py`
-    defines it, raises TrainingDiverged naming the step; the last checkpoint written
-    stays as it was. Checkpoints are `out_dir/checkpoint-<step>/` folders (see
-    `dpo/checkpoint.py`), at most config.save_total_limit of them kept. A signal caught
-    by `interrupts.saving_on_interrupt` ends the run after the current step with a
-    checkpoint and interrupts.RunInterrupted.
+    and a checkpoint folder out_dir/checkpoint-<step>/ (see `dpo/checkpoint.py`) every
+    config.checkpoint_every steps and at the end, at most config.save_total_limit of
+    them kept. `resume_from` continues from such a checkpoint (same data, same config)
+    and reaches the same result as an uninterrupted run. `on_log(row)` sees every
+    metrics row. A non-finite loss, or a divergence as `dpo/divergence.py` defines it,
+    raises TrainingDiverged naming the step; the last checkpoint written stays as it
+    was. A signal caught by `interrupts.saving_on_interrupt` ends the run after the
+    current step with a checkpoint and interrupts.RunInterrupted.
     """
     config = config or DPOConfig()
     backend = type(policy).backend

@@ -320,3 +320,24 @@ def test_nan_or_infinite_values_are_refused(bad, tmp_path, good_file):
     safetensors_io.save_file(tmp_path / "checkpoint-1" / "optimizer.safetensors", arrays, meta)
     with pytest.raises(CheckpointError, match=rf"optimizer.safetensors: tensor '{key}' holds 1 {what}"):
         load_checkpoint(tmp_path / "checkpoint-1")
+
+
+def test_a_model_with_save_pretrained_gets_its_files_in_the_checkpoint(tmp_path):
+    """A pretrained family's own files (config.json, ...) lie beside model.safetensors, whose
+    tensors stay the plain state dict with this project's metadata."""
+    model = tiny_model(backend("numpy", "float32"))
+    written = []
+
+    def save_pretrained(folder):
+        written.append(folder)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            f.write('{"model_type": "tiny"}')
+        with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+            f.write(b"replaced below")
+
+    model.save_pretrained = save_pretrained
+    save_checkpoint(tmp_path / "checkpoint-1", model, tiny_config(), step=1)
+    assert (tmp_path / "checkpoint-1" / "config.json").read_text() == '{"model_type": "tiny"}'
+    loaded = load_checkpoint(tmp_path / "checkpoint-1")
+    assert loaded.step == 1 and all(np.array_equal(loaded.weights[k], v) for k, v in model.export_weights().items())
+    assert os.path.basename(written[0]).startswith(".checkpoint-1.")  # written into the temporary folder
