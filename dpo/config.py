@@ -7,7 +7,7 @@ import inspect
 import math
 
 from .losses import dpo_loss
-from .losses.options import resolve_options
+from .losses.options import check_training_choice, resolve_options
 from .model import GPTConfig
 
 LOSS_OPTION_NAMES = ("gamma", "f_divergence", "f_alpha", "ipo_average", "discopop_tau")
@@ -101,6 +101,7 @@ class DPOConfig:
         resolve_options("DPOConfig", self.loss_type, self.loss_weights, options["f_divergence"], options["f_alpha"],
                         self.beta, self.label_smoothing, options["gamma"], options["discopop_tau"],
                         options["ipo_average"])
+        check_training_choice("DPOConfig", self.loss_type, self.loss_weights, self.label_smoothing)
 
     @property
     def max_len(self) -> int:
