@@ -6,6 +6,7 @@ one line and exit status 2. The subprocess kills are in test_faults.py."""
 
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -308,3 +309,25 @@ def test_an_interrupt_during_sft_stops_after_the_step_and_saves_nothing(files, t
 def test_demo_refuses_a_folder_holding_a_run(files, tmp_path, capsys):
     ok(capsys, train_args(files, tmp_path, "--max-steps", "1"))
     refused(capsys, ["demo", "--out", str(tmp_path)], f"--out {tmp_path} holds another run")
+
+
+def test_resume_of_a_run_stopped_before_its_first_checkpoint(files, tmp_path, capsys):
+    ok(capsys, train_args(files, tmp_path, "--max-steps", "1"))
+    shutil.rmtree(tmp_path / "checkpoint-1")
+    refused(capsys, ["train", "--resume", "--out", str(tmp_path)],
+            f"--resume: {tmp_path} holds no checkpoint-<step> folder yet")
+    refused(capsys, ["train", "--resume", files["init"], "--out", str(tmp_path)],
+            f"--resume {files['init']} is not a checkpoint of the run in --out {tmp_path}")
+
+
+def test_sigterm_outside_training_exits_143_with_one_line(files, capsys, monkeypatch):
+    import dpo.evaluation
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return []
+
+    monkeypatch.setattr(dpo.evaluation, "evaluate_margins", terminated)
+    status = main(["eval", "--checkpoint", files["init"], "--reference", files["init"], "--data", files["data"]])
+    assert status == 143 and capsys.readouterr().err == "terminated (SIGTERM)\n"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
