@@ -401,6 +401,7 @@ def _resume_plan(args):
         raise UsageError(f"--resume {checkpoint.path}: the options change the run's configuration ({changes}); "
                          "only --epochs, --max-steps, --checkpoint-every and --save-total-limit may change")
     data = run_folder.resume_data(run, args.data, out)
+    args.skip_invalid = args.skip_invalid or bool(run["data"].get("skip_invalid"))  # the same rows as the run's
     return out, checkpoint, config, data
 
 
@@ -447,7 +448,8 @@ def cmd_train(args):
             reference.load_weights(policy.export_weights())
         save_model(reference_path, reference, config)
         run_folder.write_run(out, {
-            "command": "train", "config": config.to_dict(), "data": run_folder.data_record(args.data),
+            "command": "train", "config": config.to_dict(),
+            "data": {**run_folder.data_record(args.data), "skip_invalid": args.skip_invalid},
             "tokenizer": {"name": "InstructionTokenizer", "vocab_size": config.model.vocab_size},
             "init": os.path.abspath(args.init) if args.init else None,
             "reference": {"path": run_folder.REFERENCE_FILE,

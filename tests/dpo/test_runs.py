@@ -71,7 +71,8 @@ def test_run_json_and_one_run_per_folder(files, tmp_path, capsys):
     ok(capsys, train_args(files, out, "--max-steps", "4", "--checkpoint-every", "2"))
     run = json.loads((out / "run.json").read_text())
     assert run["command"] == "train" and run["config"]["max_steps"] == 4 and run["config"]["lr"] == 0.01
-    assert run["data"] == {"path": os.path.abspath(files["data"]), "sha256": file_sha256(files["data"])}
+    assert run["data"] == {"path": os.path.abspath(files["data"]), "sha256": file_sha256(files["data"]),
+                           "skip_invalid": False}
     reference = load_checkpoint(out / "reference.safetensors")
     assert run["reference"]["fingerprint"] == weights_fingerprint(reference.weights)
     assert run["reference"]["architecture"] == {"class": "TinyGPT", **TINY.to_dict()}
