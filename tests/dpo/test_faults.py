@@ -29,7 +29,7 @@ from tests.dpo.pipeline_setup import TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KILLS = 10
-STEPS = 40  # room for KILLS kills of at most 3 steps' progress each
+STEPS = 60  # room for KILLS kills of a few steps' progress each (at most 4 checkpoints, then a short pause)
 PAIRS = [
     '{"prompt": "What is the capital of France?", "chosen": "Paris.", "rejected": "Maybe Lyon."}',
     '{"prompt": "Compute 2 + 3.", "chosen": "5", "rejected": "Roughly 6, I think."}',
@@ -154,7 +154,7 @@ def test_sigkill_at_random_moments_then_resume_is_identical(backend, inputs, ser
             names = os.listdir(out) if os.path.isdir(out) else []
             done = len([n for n in names if n.startswith("checkpoint-")]) - before
             writing = any(n.startswith(".checkpoint-") for n in names)
-            if done >= progress and (writing or not in_write or done >= progress + 3):  # 3 writes missed: now
+            if done >= progress and (writing or not in_write or done >= progress + 2):  # 2 writes missed: now
                 if not in_write:
                     time.sleep(rng.uniform(0, 0.05))
                 os.kill(pid, signal.SIGKILL)

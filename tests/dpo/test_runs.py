@@ -200,6 +200,13 @@ def test_bad_options_refused_before_any_work(extra, message, files, tmp_path, ca
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
+def test_an_empty_data_file_is_bad_input(files, tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    argv = train_args(files, tmp_path / "run")
+    argv[argv.index("--data") + 1] = str(tmp_path / "empty.jsonl")
+    refused(capsys, argv, "empty.jsonl: has no preference rows")
+
+
 def test_an_unwritable_out_is_refused_before_any_work(files, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
