@@ -18,9 +18,11 @@ from .data import PreferencePair, load_preferences, make_preferences
 from .demo import run_demo
 from .evaluation import evaluate_margins, margin_table
 from .generation import generate
+from .hf_tokenizer import HFTokenizer, load_tokenizer
 from .logprobs import sequence_log_prob
 from .losses import dpo_loss
 from .model import GPTConfig, TinyGPT, init_weights
+from .tokenize import tokenize_row
 from .tokenizer import InstructionTokenizer
 from .training import TrainingDiverged, build_models, freeze, train_dpo, warmup_pretrain
 
@@ -29,4 +31,5 @@ __all__ = [
     "init_weights", "DPOConfig", "build_models", "freeze", "warmup_pretrain", "sequence_log_prob", "dpo_loss",
     "train_dpo", "TrainingDiverged", "evaluate_margins", "margin_table", "generate", "run_demo",
     "PreferenceBatch", "collate", "iterate_batches", "split_train_eval", "save_checkpoint", "load_checkpoint",
+    "load_tokenizer", "HFTokenizer", "tokenize_row",
 ]

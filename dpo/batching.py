@@ -24,6 +24,13 @@ last token ([RESP], right before the completion):
 A pair needs room for its completion plus the shortest prompt, min(len(prompt),
 3) tokens: [INST], one prompt token, [RESP]. A pair without that room is an
 error (`load_preferences` reports it at load time, naming file, line and field).
+
+TRL's truncation instead (a config with `max_length` set, e.g. DPOConfig(max_length=64)):
+each row (prompt + chosen, prompt + rejected) longer than max_length is cut on its
+own, as TRL's DataCollatorForPreference cuts it: `keep_start` keeps its first
+max_length tokens (the end of the completion goes), `keep_end` its last (the start
+of the prompt goes). Only completion tokens that remain are scored. max_length must
+not exceed the model's context (max_len).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import numbers
 
 import numpy as np
 
+from .tokenize import length_settings, truncated_ids
 from .tokenizer import InstructionTokenizer, short_repr
 
 IGNORE_INDEX = -100
@@ -99,13 +107,18 @@ class PreferenceBatch:
         return values[: self.batch_size], values[self.batch_size :]
 
 
-def collate_token_ids(examples, max_len: int, names=None, pad_id: int = InstructionTokenizer.PAD) -> PreferenceBatch:
+def collate_token_ids(examples, max_len: int, names=None, pad_id: int = InstructionTokenizer.PAD,
+                      vocab_size: int = InstructionTokenizer.vocab_size, max_length: int | None = None,
+                      truncation_mode: str = "keep_start") -> PreferenceBatch:
     """A PreferenceBatch from (prompt_ids, chosen_ids, rejected_ids) triples of token ids.
 
     `names` (one per example, e.g. "data.jsonl:7") label errors; completions may
-    be empty. See the module docstring for the layout and the truncation rule.
+    be empty. See the module docstring for the layout and the truncation rules
+    (`max_length` and `truncation_mode`: TRL's; else the prompt cut to fit max_len).
     """
     _check_positive_int(max_len, "max_len", "collate")
+    if max_length is not None:
+        return _collate_trl(examples, max_len, names, pad_id, vocab_size, max_length, truncation_mode)
     examples = list(examples)
     if not examples:
         raise ValueError("collate: no examples; a batch needs at least one pair")
@@ -116,9 +129,9 @@ def collate_token_ids(examples, max_len: int, names=None, pad_id: int = Instruct
     for name, example in zip(names, examples):
         if not isinstance(example, (tuple, list)) or len(example) != 3:
             raise ValueError(f"collate: {name} must be (prompt_ids, chosen_ids, rejected_ids), got {example!r}")
-        prompt = _checked_ids(example[0], f"{name} prompt")
-        chosen = _checked_ids(example[1], f"{name} chosen")
-        rejected = _checked_ids(example[2], f"{name} rejected")
+        prompt = _checked_ids(example[0], f"{name} prompt", vocab_size)
+        chosen = _checked_ids(example[1], f"{name} chosen", vocab_size)
+        rejected = _checked_ids(example[2], f"{name} rejected", vocab_size)
         if not prompt:
             raise ValueError(
                 f"collate: {name} prompt is empty; it needs at least one token, since the first completion "
@@ -153,37 +166,100 @@ def collate_token_ids(examples, max_len: int, names=None, pad_id: int = Instruct
     )
 
 
-def count_truncated(pairs, tokenizer: InstructionTokenizer | None = None, max_len: int = 96) -> int:
-    """How many of `pairs` `collate` will cut the prompt of: those whose prompt and longer
-    completion together exceed max_len (a pair's cut does not depend on its batch)."""
+def _collate_trl(examples, max_len, names, pad_id, vocab_size, max_length, truncation_mode):
+    """TRL's per-row truncation (module docstring), then the same layout as `collate_token_ids`."""
+    _check_positive_int(max_length, "max_length", "collate")
+    if truncation_mode not in ("keep_start", "keep_end"):
+        raise ValueError(f"collate: truncation_mode must be 'keep_start' or 'keep_end', got {truncation_mode!r}")
+    if max_length > max_len:
+        raise ValueError(f"collate: max_length {max_length} exceeds the model's context max_len {max_len}")
+    examples = list(examples)
+    if not examples:
+        raise ValueError("collate: no examples; a batch needs at least one pair")
+    names = [f"example {i}" for i in range(len(examples))] if names is None else list(names)
+    cut = slice(None, max_length) if truncation_mode == "keep_start" else slice(-max_length, None)
+    halves, truncated = ([], []), 0
+    for name, example in zip(names, examples):
+        if not isinstance(example, (tuple, list)) or len(example) != 3:
+            raise ValueError(f"collate: {name} must be (prompt_ids, chosen_ids, rejected_ids), got {example!r}")
+        prompt = _checked_ids(example[0], f"{name} prompt", vocab_size)
+        if not prompt:
+            raise ValueError(f"collate: {name} prompt is empty; it needs at least one token")
+        was_cut = False
+        for half, part in zip(halves, ("chosen", "rejected")):
+            completion = _checked_ids(example[1 if part == "chosen" else 2], f"{name} {part}", vocab_size)
+            ids, scored = prompt + completion, [0] * len(prompt) + [1] * len(completion)
+            was_cut |= len(ids) > max_length
+            half.append((ids[cut], scored[cut]))
+        truncated += was_cut
+    rows = halves[0] + halves[1]
+    T = max(len(ids) for ids, _ in rows)
+    input_ids = np.full((len(rows), T), pad_id, dtype=np.int64)
+    attention_mask = np.zeros((len(rows), T), dtype=np.int64)
+    targets = np.full((len(rows), T), IGNORE_INDEX, dtype=np.int64)
+    for r, (ids, scored) in enumerate(rows):
+        input_ids[r, :len(ids)] = ids
+        attention_mask[r, :len(ids)] = 1
+        for t in range(len(ids) - 1):  # logits at t score token t + 1 when it is a completion token
+            if scored[t + 1]:
+                targets[r, t] = ids[t + 1]
+    return PreferenceBatch(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        targets=targets,
+        prompt_lengths=np.array([len(s) - sum(s) for _, s in rows], dtype=np.int64),
+        completion_lengths=np.array([sum(s[1:]) for _, s in rows], dtype=np.int64),  # = targets scored per row
+        truncated=int(truncated),
+    )
+
+
+def count_truncated(pairs, tokenizer=None, max_len: int = 96, config=None) -> int:
+    """How many of `pairs` `collate` (or the length settings of `config`) will cut: by default
+    those whose prompt and longer completion together exceed max_len; with config
+    max_prompt_length / max_completion_length / max_length, those any of them shortens.
+    A pair's cut does not depend on its batch."""
     _check_positive_int(max_len, "max_len", "count_truncated")
     tokenizer = InstructionTokenizer() if tokenizer is None else tokenizer
+    max_length = length_settings(config)[0]
+    limit = max_len if max_length is None else max_length
     total = 0
     for pair in pairs:
-        prompt, chosen, rejected = pair.token_ids(tokenizer)
-        total += len(prompt) + max(len(chosen), len(rejected)) > max_len
+        full = pair.token_ids(tokenizer)
+        prompt, chosen, rejected = truncated_ids(full, config)
+        capped = (len(prompt), len(chosen), len(rejected)) != tuple(len(ids) for ids in full)
+        total += capped or len(prompt) + max(len(chosen), len(rejected)) > limit
     return total
 
 
-def truncation_note(pairs, tokenizer: InstructionTokenizer | None = None, max_len: int = 96) -> str | None:
-    """A one-line report of the pairs whose prompt will be cut, or None when there are none."""
+def truncation_note(pairs, tokenizer=None, max_len: int = 96, config=None) -> str | None:
+    """A one-line report of the pairs that will be cut, or None when there are none."""
     pairs = list(pairs)
-    count = count_truncated(pairs, tokenizer, max_len)
+    count = count_truncated(pairs, tokenizer, max_len, config)
     if not count:
         return None
-    return (f"{count} of {len(pairs)} pairs do not fit in max_len {max_len}: their completions are kept whole "
-            "and their prompts cut from the left")
+    max_length, max_prompt, max_completion, mode = length_settings(config)
+    if max_length is None and max_prompt is None and max_completion is None:
+        return (f"{count} of {len(pairs)} pairs do not fit in max_len {max_len}: their completions are kept whole "
+                "and their prompts cut from the left")
+    limits = [f"{name} {value}" for name, value in (("max_prompt_length", max_prompt),
+              ("max_completion_length", max_completion), ("max_length", max_length)) if value is not None]
+    return f"{count} of {len(pairs)} pairs truncated by {', '.join(limits)} (truncation_mode {mode})"
 
 
-def collate(pairs, tokenizer: InstructionTokenizer | None = None, max_len: int = 96) -> PreferenceBatch:
-    """A PreferenceBatch from PreferencePairs (anything with `token_ids(tokenizer)` and `source`)."""
+def collate(pairs, tokenizer=None, max_len: int = 96, config=None) -> PreferenceBatch:
+    """A PreferenceBatch from PreferencePairs (anything with `token_ids(tokenizer, config)` and `source`),
+    tokenized with `tokenizer` (default: the byte InstructionTokenizer) under the length settings
+    of `config` (max_length, max_prompt_length, max_completion_length, truncation_mode; None: off)."""
     tokenizer = InstructionTokenizer() if tokenizer is None else tokenizer
     pairs = list(pairs)
     for i, pair in enumerate(pairs):
         if not callable(getattr(pair, "token_ids", None)):
             raise TypeError(f"collate: pair {i} must be a PreferencePair, got {type(pair).__name__}")
     names = [getattr(pair, "source", "") or f"pair {i}" for i, pair in enumerate(pairs)]
-    return collate_token_ids([pair.token_ids(tokenizer) for pair in pairs], max_len, names, tokenizer.PAD)
+    max_length, _, _, mode = length_settings(config)
+    examples = [pair.token_ids(tokenizer, config) for pair in pairs]
+    return collate_token_ids(examples, max_len, names, tokenizer.pad_token_id, tokenizer.vocab_size,
+                             max_length=max_length, truncation_mode=mode)
 
 
 def split_train_eval(pairs, eval_fraction: float = 0.25, seed: int = 0) -> tuple[list, list]:
@@ -228,16 +304,15 @@ def iterate_batches(pairs, batch_size: int, seed: int = 0, shuffle: bool = True,
         yield [pairs[i] for i in order[start : start + batch_size]]
 
 
-def _checked_ids(ids, where) -> list[int]:
+def _checked_ids(ids, where, vocab_size=InstructionTokenizer.vocab_size) -> list[int]:
     array = np.asarray(ids)
     if array.size == 0:
         return []
     if array.ndim != 1 or array.dtype.kind not in "iu":
         raise ValueError(f"collate: {where} must be a 1-D sequence of integer token ids, got {short_repr(ids)}")
-    bad = array[(array < 0) | (array >= InstructionTokenizer.vocab_size)]
+    bad = array[(array < 0) | (array >= vocab_size)]
     if bad.size:
-        vocab = InstructionTokenizer.vocab_size
-        raise ValueError(f"collate: {where} has id {bad[0]} outside the vocabulary [0, {vocab})")
+        raise ValueError(f"collate: {where} has id {bad[0]} outside the vocabulary [0, {vocab_size})")
     return array.tolist()
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import run_folder
 from .batching import truncation_note
+from .chat_template import ChatTemplateError
 from .checkpoint import (
     CheckpointError,
     architecture_difference,
@@ -38,6 +39,8 @@ from .checkpoint import (
 )
 from .config import DPOConfig
 from .data import PreferenceDataError, load_preferences, make_preferences
+from .formats import read_messages
+from .hf_tokenizer import TokenizerFolderError
 from .interrupts import RunInterrupted, saving_on_interrupt
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
 from .metrics import plot_metrics, read_metrics
@@ -144,10 +147,19 @@ def _add_out(p, help_text, required=True):
 
 def _add_data(p):
     g = p.add_argument_group("data")
-    g.add_argument("--data", metavar="FILE.jsonl", default=None,
-                   help="preference pairs: JSONL with prompt/chosen/rejected (default: the twelve built-in triples)")
+    g.add_argument("--data", metavar="FILE", default=None,
+                   help="preference pairs: JSONL, JSON array or Parquet, in any TRL preference format "
+                        "(default: the twelve built-in triples)")
     g.add_argument("--skip-invalid", action="store_true",
-                   help="skip malformed rows (counted and reported) instead of stopping at the first")
+                   help="skip malformed or unusable rows (counted and reported) instead of stopping at the first")
+    g.add_argument("--max-length", type=_positive_int, default=None,
+                   help="cut each prompt + completion row to this many tokens (TRL's; default: off)")
+    g.add_argument("--max-prompt-length", type=_positive_int, default=None,
+                   help="keep the last N prompt tokens (default: off)")
+    g.add_argument("--max-completion-length", type=_positive_int, default=None,
+                   help="keep the first N tokens of each completion (default: off)")
+    g.add_argument("--truncation-mode", choices=("keep_start", "keep_end"), default=None,
+                   help="what --max-length keeps of a row (default keep_start)")
 
 
 def _add_training(p, sft_only=False):
@@ -205,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--resume", metavar="CKPT", nargs="?", const=NEWEST, default=None,
                        help="continue the run in --out from CKPT, a checkpoint-<step> folder of it (default: the "
                             "newest); its config, data file and reference are used and checked")
+    train.add_argument("--precompute-ref-log-probs", action="store_true", default=None,
+                       help="store the reference log-probs in DIR and reuse them while the reference, data, "
+                            "tokenizer and length settings are unchanged (TRL's option)")
     train.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
                        help="steps between checkpoints (default 0: only at the end and on an interrupt)")
     train.add_argument("--save-total-limit", type=_positive_int, default=None,
@@ -228,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(gen)
     gen.add_argument("--checkpoint", metavar="CKPT", required=True,
                      help="a checkpoint-<step> folder, a model file, or a run folder (its newest checkpoint)")
-    gen.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
+    gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
+    gen.add_argument("--system", default=None, help="a system message before each --prompt")
+    gen.add_argument("--messages", action="append", default=[], metavar="FILE_OR_JSON",
+                     help='a conversation ending with a user turn: JSON [{"role": ..., "content": ...}, ...] '
+                          "or a file holding it (repeat for several)")
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
@@ -250,16 +269,17 @@ def _backend(args):
         raise UsageError(str(error)) from None
 
 
-def _pairs(args, max_len):
+def _pairs(args, max_len, config=None):
     if args.data is None:
-        return make_preferences()
-    pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len)
-    if pairs.skipped:
-        print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
-              file=sys.stderr)
-    note = truncation_note(pairs, max_len=max_len)
+        pairs = make_preferences()
+    else:
+        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config)
+        if pairs.skipped:
+            print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
+                  file=sys.stderr)
+    note = truncation_note(pairs, max_len=max_len, config=config)
     if note:
-        print(f"{args.data}: {note}", file=sys.stderr)
+        print(f"{args.data or 'the built-in pairs'}: {note}", file=sys.stderr)
     return pairs
 
 
@@ -268,7 +288,9 @@ CONFIG_OPTIONS = {"batch_size": "batch_size", "lr": "lr", "beta": "beta", "loss_
                   "loss_weights": "loss_weights", "label_smoothing": "label_smoothing", "epochs": "epochs",
                   "max_steps": "max_steps", "eval_fraction": "eval_fraction", "sft_steps": "sft_steps",
                   "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps",
-                  "save_total_limit": "save_total_limit"}
+                  "max_length": "max_length", "max_prompt_length": "max_prompt_length",
+                  "max_completion_length": "max_completion_length", "truncation_mode": "truncation_mode",
+                  "precompute_ref_log_probs": "precompute_ref_log_probs", "save_total_limit": "save_total_limit"}
 
 
 def _config(args, base: DPOConfig | None = None) -> DPOConfig:
@@ -342,7 +364,7 @@ def cmd_demo(args):
     if args.out:
         _say(run_folder.prepare_out(args.out, overwrite=args.overwrite))
     backend = _backend(args)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     result = run_demo(backend, config=config, pairs=pairs, out_dir=args.out)
     if args.out:
         _write_plot(args.out, result.result.history)
@@ -358,11 +380,11 @@ def cmd_sft(args):
     if os.path.exists(path) and not args.overwrite:
         raise RunFolderError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
     backend = _backend(args)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     policy, _ = build_models(config, backend=backend)
     losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
                              batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
-                             divergence_factor=config.divergence_sft_factor,
+                             config=config, divergence_factor=config.divergence_sft_factor,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
     save_model(path, policy, config, step=len(losses))
@@ -431,7 +453,7 @@ def cmd_train(args):
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
     else:
         policy, reference = build_models(config, backend=backend)
-    pairs = _pairs(args, config.max_len)
+    pairs = _pairs(args, config.max_len, config)
     if checkpoint is not None:
         saved, _, _ = _model_from_checkpoint(reference_path, backend)
         reference.load_weights(saved.export_weights())
@@ -443,7 +465,7 @@ def cmd_train(args):
         if not args.init and config.sft_steps:
             losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
                                      batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
-                                     divergence_factor=config.divergence_sft_factor)
+                                     config=config, divergence_factor=config.divergence_sft_factor)
             print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
             reference.load_weights(policy.export_weights())
         save_model(reference_path, reference, config)
@@ -495,7 +517,8 @@ def cmd_eval(args):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
     _check_reference(checkpoint, policy, reference, reference_path)
-    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len), config)
+    config = _config(args, base=config)  # the checkpoint's config, with length options given here
+    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config), config)
     print(margin_table(margins))
     print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
     return 0
@@ -505,19 +528,29 @@ def cmd_generate(args):
     from .generation import generate
     from .tokenizer import InstructionTokenizer
 
+    if not args.prompt and not args.messages:
+        raise UsageError("generate: give --prompt TEXT or --messages FILE_OR_JSON (see --help)")
+    if args.system is not None and not args.prompt:
+        raise UsageError("generate: --system goes with --prompt; put a system message in --messages instead")
+    try:
+        conversations = [read_messages(value) for value in args.messages]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
     tokenizer = InstructionTokenizer()
-    for prompt in args.prompt:
-        text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature, top_k=args.top_k, seed=args.seed or 0)
-        print(f"{prompt}\n  -> {text}")
+    for prompt in args.prompt + conversations:
+        text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                        top_k=args.top_k, seed=args.seed or 0, system=args.system if isinstance(prompt, str) else None,
+                        notify=lambda message: print(f"note: {message}", file=sys.stderr))
+        shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+        print(f"{shown}\n  -> {text}")
     return 0
 
 
 COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate}
 TRAINING_COMMANDS = ("sft", "train")  # a signal ends them after the current step, with a checkpoint (train)
 BAD_INPUT = (UsageError, RunFolderError, PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError,
-             NotADirectoryError, PermissionError)
+             NotADirectoryError, PermissionError, TokenizerFolderError, ChatTemplateError)
 
 
 class _Terminated(BaseException):

@@ -24,6 +24,10 @@ class DPOConfig:
     then constant, gradient-norm clipping at max_grad_norm; batch_size pairs per
     step; epochs over the train split, or max_steps if set.
     Data: max_len tokens per row; eval_fraction held out (seeded).
+    Lengths (TRL's names; all off by default, see dpo.tokenize and dpo.batching): max_length
+    cuts each prompt + completion row (truncation_mode keep_start / keep_end);
+    max_prompt_length keeps the end of the prompt; max_completion_length the start of each completion.
+    precompute_ref_log_probs: the reference's log-probs are stored next to the run and reused (dpo.ref_cache).
     SFT warm-up: sft_steps of next-token training on prompt + chosen at sft_lr.
     Runs: checkpoint_every steps a checkpoint-<step> folder, at most save_total_limit
     of them kept (None: all). Divergence (`dpo/divergence.py`; 0 turns a test off):
@@ -56,6 +60,11 @@ class DPOConfig:
     divergence_logp_factor: float = 10.0
     divergence_grad_factor: float = 1000.0
     divergence_sft_factor: float = 10.0
+    max_length: int | None = None
+    max_prompt_length: int | None = None
+    max_completion_length: int | None = None
+    truncation_mode: str = "keep_start"
+    precompute_ref_log_probs: bool = False
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -84,6 +93,18 @@ class DPOConfig:
             positive("save_total_limit", integer=True)
         for name in ("divergence_logp_factor", "divergence_grad_factor", "divergence_sft_factor"):
             positive(name, allow_zero=True)
+        for name in ("max_length", "max_prompt_length", "max_completion_length"):
+            if getattr(self, name) is not None:
+                positive(name, integer=True)
+        if self.max_length is not None and isinstance(self.model, GPTConfig) and self.max_length > self.model.max_len:
+            raise ValueError(f"DPOConfig.max_length {self.max_length} exceeds the model's context "
+                             f"(model.max_len {self.model.max_len})")
+        if self.truncation_mode not in ("keep_start", "keep_end"):
+            raise ValueError(f"DPOConfig.truncation_mode must be 'keep_start' or 'keep_end', "
+                             f"got {self.truncation_mode!r}")
+        if not isinstance(self.precompute_ref_log_probs, bool):
+            raise ValueError(f"DPOConfig.precompute_ref_log_probs must be True or False, got "
+                             f"{self.precompute_ref_log_probs!r}")
         if not 0.0 <= self.eval_fraction < 1.0:
             raise ValueError(f"DPOConfig.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
         unknown = sorted(set(self.loss_options) - set(LOSS_OPTION_NAMES))

@@ -1,16 +1,18 @@
-"""Preference triples (prompt, chosen, rejected): the built-in twelve and JSONL files.
+"""Preference triples (prompt, chosen, rejected): the built-in twelve and your files.
 
     pairs = make_preferences()                        # the twelve built-in triples
-    pairs = load_preferences("prefs.jsonl")           # your own, one JSON object per line
+    pairs = load_preferences("prefs.jsonl")           # JSONL, a JSON array (.json) or Parquet (.parquet)
     for prompt, chosen, rejected in pairs: ...        # a PreferencePair unpacks like a triple
 
-A JSONL row is either plain text
+A row may be in any of TRL's preference formats or the public layouts (standard,
+conversational, implicit prompt, Anthropic HH-RLHF, UltraFeedback-binarized: see
+`dpo.formats`); `pairs.formats` counts the rows of each. The two basic ones: plain text
 
     {"prompt": "What is the capital of Spain?", "chosen": "Madrid.", "rejected": "Barcelona, I think."}
 
 or conversational: `prompt` a list of {"role", "content"} messages and `chosen` /
-`rejected` lists holding one assistant message (rendered with the INST / RESP
-markers as the tokenizer's docstring shows):
+`rejected` lists holding one assistant message (rendered with the tokenizer's chat
+template; the byte tokenizer's INST / RESP markers as its docstring shows):
 
     {"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                 {"role": "user", "content": "2 + 3?"}],
@@ -19,21 +21,26 @@ markers as the tokenizer's docstring shows):
 
 Each field takes either form. Other keys are ignored. Blank lines are not rows:
 they are skipped silently and do not count. Line numbers are the file's own
-(1-based), so an error points at the line an editor shows.
+(1-based), so an error points at the line an editor shows (JSON arrays: the line a
+row's object starts on; Parquet: "row N").
 
 Malformed input is a PreferenceDataError (a ValueError) with one line naming the
-file, the line and the field:
+file, the line and the field, and for a missing field the format the row looks like:
 
     prefs.jsonl:7: field "chosen" must be a non-empty string or a list with one assistant message, got 42
+    prefs.jsonl:8: field "rejected" is missing (looks like the standard format: prompt/chosen/rejected)
 
 namely: a line that is not UTF-8 or not JSON, a row that is not an object, a
 missing or mistyped field, an empty chosen or rejected, chosen identical to
 rejected, a malformed conversation (bad role, missing role or content, turns out
-of order), and a completion that leaves no room in max_len even with the prompt
-cut to its shortest (see `batching`). With `skip_invalid=True` such rows are
-skipped instead, and listed on the result: `pairs.skipped` holds one
-SkippedRow(line, field, reason) per skipped row. A missing file, a file with no
-rows, and a file whose rows are all invalid are errors either way.
+of order), an implicit prompt that chosen and rejected do not share, and a row
+that cannot be used at the length settings: a completion that leaves no room in
+max_len even with the prompt cut to its shortest (see `batching`), or, with
+max_length and keep_start, a prompt that fills max_length alone. With
+`skip_invalid=True` such rows are skipped instead, and listed on the result:
+`pairs.skipped` holds one SkippedRow(line, field, reason) per skipped row. A
+missing file, a file with no rows, and a file whose rows are all invalid are
+errors either way.
 """
 
 from __future__ import annotations
@@ -45,7 +52,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from . import formats
 from .batching import room_problem
+from .tokenize import length_settings, truncated_ids, untruncated_ids
 from .tokenizer import InstructionTokenizer, Message, as_message, conversation_problem, short_repr
 
 FIELDS = ("prompt", "chosen", "rejected")
@@ -71,12 +80,13 @@ class SkippedRow(NamedTuple):
 
 class PreferenceList(list):
     """The pairs of a file (a plain list of PreferencePair) plus `path` and `skipped`,
-    the rows left out with skip_invalid=True (empty otherwise)."""
+    the rows left out with skip_invalid=True (empty otherwise), and `formats`: rows read per format."""
 
-    def __init__(self, pairs=(), path: str = "", skipped: Sequence[SkippedRow] = ()):
+    def __init__(self, pairs=(), path: str = "", skipped: Sequence[SkippedRow] = (), formats=None):
         super().__init__(pairs)
         self.path = path
         self.skipped = tuple(skipped)
+        self.formats = dict(formats or {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,14 +95,16 @@ class PreferencePair:
 
     prompt    a string, or a conversation: a tuple of Message(role, content) (a list
               of {"role", "content"} mappings is accepted and converted)
-    chosen    non-empty string (a list holding one assistant message is accepted and converted)
-    rejected  non-empty string, different from chosen (same conversions)
+    chosen    non-empty string (a list holding one assistant message is accepted and converted);
+              after a conversation prompt, also several turns: a tuple of Messages starting and
+              ending with an assistant turn, alternating (e.g. from multi-turn UltraFeedback rows)
+    rejected  the same, different from chosen
     source    where it came from, e.g. "prefs.jsonl:7", for error messages (not compared)
     """
 
     prompt: str | tuple[Message, ...]
-    chosen: str
-    rejected: str
+    chosen: str | tuple[Message, ...]
+    rejected: str | tuple[Message, ...]
     source: str = dataclasses.field(default="", compare=False)
 
     def __post_init__(self):
@@ -111,19 +123,47 @@ class PreferencePair:
     @property
     def prompt_text(self) -> str:
         """The prompt for display: the string, or a conversation's last user message."""
-        return self.prompt if isinstance(self.prompt, str) else self.prompt[-1].content
-
-    def token_ids(self, tokenizer: InstructionTokenizer) -> tuple[list[int], list[int], list[int]]:
-        """(prompt ids, chosen ids, rejected ids) with this tokenizer's markers."""
         if isinstance(self.prompt, str):
-            prompt = tokenizer.encode_prompt(self.prompt)
-        else:
-            prompt = tokenizer.encode_conversation(self.prompt)
-        return prompt, tokenizer.encode_completion(self.chosen), tokenizer.encode_completion(self.rejected)
+            return self.prompt
+        return next((m.content for m in reversed(self.prompt) if m.role == "user"), self.prompt[-1].content)
 
-    def check_fits(self, tokenizer: InstructionTokenizer, max_len: int) -> None:
-        """Raise PreferenceDataError when chosen or rejected leaves no room in max_len."""
-        prompt, *completions = self.token_ids(tokenizer)
+    @property
+    def conversational(self) -> bool:
+        """Whether the prompt is a conversation (rendered with the chat template)."""
+        return not isinstance(self.prompt, str)
+
+    def as_row(self) -> dict:
+        """The pair as a JSON-ready row in TRL's standard or conversational format."""
+        def plain(value):
+            return value if isinstance(value, str) else [m._asdict() for m in value]
+
+        if self.conversational:
+            return {k: [{"role": "assistant", "content": v}] if isinstance(v, str) and k != "prompt" else plain(v)
+                    for k, v in (("prompt", self.prompt), ("chosen", self.chosen), ("rejected", self.rejected))}
+        return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
+
+    def token_ids(self, tokenizer=None, config=None) -> tuple[list[int], list[int], list[int]]:
+        """(prompt ids, chosen ids, rejected ids) by TRL's rule (`dpo.tokenize`), with the
+        max_prompt_length / max_completion_length of `config` applied (default tokenizer: bytes)."""
+        tokenizer = InstructionTokenizer() if tokenizer is None else tokenizer
+        cache = self.__dict__.setdefault("_ids", {})
+        key = (id(tokenizer), tokenizer.fingerprint())
+        if key not in cache:
+            cache.clear()
+            cache[key] = untruncated_ids(self, tokenizer)
+        return truncated_ids(cache[key], config)
+
+    def check_fits(self, tokenizer, max_len: int, config=None) -> None:
+        """Raise PreferenceDataError when the pair cannot be used: chosen or rejected leaves no
+        room in max_len (the model's context; no config max_length), or, with config.max_length
+        and truncation_mode keep_start, the prompt alone fills max_length (TRL drops such rows)."""
+        prompt, *completions = self.token_ids(tokenizer, config)
+        max_length, _, _, mode = length_settings(config)
+        if max_length is not None:
+            if mode == "keep_start" and len(prompt) >= max_length:
+                self._fail("prompt", f"fills max_length {max_length} on its own ({len(prompt)} tokens), leaving "
+                                     "no completion token to train on (truncation_mode keep_start)")
+            return
         for name, ids in zip(("chosen", "rejected"), completions):
             problem = room_problem(len(prompt), len(ids), max_len)
             if problem is not None:
@@ -146,9 +186,11 @@ class PreferencePair:
         self._fail("prompt", f"must be a string or a list of messages, got {short_repr(prompt)}")
 
     def _checked_completion(self, value, name):
+        if isinstance(value, (list, tuple)) and len(value) > 1:
+            return self._checked_turns(value, name)
         if isinstance(value, (list, tuple)):
-            if len(value) != 1:
-                self._fail(name, f"must hold exactly one assistant message, got {len(value)} messages")
+            if not value:
+                self._fail(name, "must hold at least one assistant message, got 0 messages")
             item = value[0]
             if not isinstance(item, (Mapping, Message)):
                 self._fail(f"{name}[0]", f'must be an object with "role" and "content", got {short_repr(item)}')
@@ -169,6 +211,30 @@ class PreferencePair:
         self._check_encodable(value, name)
         return value
 
+    def _checked_turns(self, value, name):
+        """A completion of several turns: assistant first and last, alternating with user turns."""
+        if isinstance(self.prompt, str):
+            self._fail(name, f"holds {len(value)} messages; a completion of several turns needs a conversation "
+                             "prompt (a list of messages)")
+        for i, item in enumerate(value):
+            if not isinstance(item, (Mapping, Message)):
+                self._fail(f"{name}[{i}]", f'must be an object with "role" and "content", got {short_repr(item)}')
+            for key in ("role", "content"):
+                if isinstance(item, Mapping) and key not in item:
+                    self._fail(f"{name}[{i}]", f'has no "{key}"')
+            role, content = as_message(item)
+            expected = "assistant" if i % 2 == 0 else "user"
+            if role != expected:
+                self._fail(f"{name}[{i}].role", f'must be "{expected}", got {short_repr(role)} (a completion\'s '
+                                                 "turns alternate, starting with the assistant)")
+            if not isinstance(content, str):
+                self._fail(f"{name}[{i}].content", f"must be a string, got {short_repr(content)}")
+            self._check_encodable(content, f"{name}[{i}].content")
+        if len(value) % 2 == 0:
+            self._fail(f"{name}[{len(value) - 1}].role", 'must be "assistant": a completion ends with the '
+                                                         "assistant's turn")
+        return tuple(as_message(m) for m in value)
+
     def _check_encodable(self, text, name):
         try:
             text.encode("utf-8")
@@ -176,13 +242,16 @@ class PreferencePair:
             self._fail(name, f"has no UTF-8 encoding: lone surrogate {text[err.start]!r} at index {err.start}")
 
 
-def load_preferences(path, *, skip_invalid: bool = False, max_len: int = 96,
-                     tokenizer: InstructionTokenizer | None = None) -> PreferenceList:
-    """The preference pairs of a JSONL file (format and errors: see the module docstring).
+def load_preferences(path, *, skip_invalid: bool = False, max_len: int = 96, tokenizer=None,
+                     config=None) -> PreferenceList:
+    """The preference pairs of a JSONL, JSON-array or Parquet file (formats: `dpo.formats`;
+    errors: the module docstring).
 
-    Every pair is checked to fit `max_len` tokens with `tokenizer` (default: an
-    InstructionTokenizer with EOC). With `skip_invalid`, malformed rows are left
-    out and listed in the result's `skipped`.
+    Every pair is tokenized with `tokenizer` (default: the byte InstructionTokenizer) and
+    checked to be usable: with `config.max_length` set, by TRL's length rules (see
+    `PreferencePair.check_fits`), else to fit `max_len` tokens. With `skip_invalid`,
+    malformed rows are left out and listed in the result's `skipped`; `formats` counts
+    the rows of each format read.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"load_preferences: path must be a str or a path, got {short_repr(path)}")
@@ -191,36 +260,63 @@ def load_preferences(path, *, skip_invalid: bool = False, max_len: int = 96,
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len <= 0:
         raise ValueError(f"load_preferences: max_len must be a positive int, got {max_len!r}")
     tokenizer = InstructionTokenizer() if tokenizer is None else tokenizer
-    if not isinstance(tokenizer, InstructionTokenizer):
-        raise TypeError(f"load_preferences: tokenizer must be an InstructionTokenizer, got {type(tokenizer).__name__}")
+    if not all(callable(getattr(tokenizer, name, None)) for name in ("render_text", "render_chat", "fingerprint")):
+        raise TypeError(f"load_preferences: tokenizer must be an InstructionTokenizer or an HFTokenizer "
+                        f"(dpo.load_tokenizer), got {type(tokenizer).__name__}")
     name = os.fspath(path)
     if not os.path.exists(name):
         raise FileNotFoundError(f"load_preferences: no such file: {name}")
     if not os.path.isfile(name):
         raise IsADirectoryError(f"load_preferences: not a file: {name}")
 
-    pairs, skipped, rows = [], [], 0
-    with open(name, "rb") as file:
-        for line_no, raw in enumerate(file, start=1):
-            source = f"{name}:{line_no}"
+    pairs, skipped, rows, counts = [], [], 0, {}
+    try:
+        for place, line_no, raw in formats.read_rows(name):
+            source = f"{name}:{place}"
             try:
-                text = _decoded_line(raw, source, first=line_no == 1)
-                if not text.strip():
-                    continue
-                rows += 1
-                pair = _parse_row(text, source)
-                pair.check_fits(tokenizer, max_len)
+                if isinstance(raw, bytes):
+                    text = _decoded_line(raw, source, first=line_no == 1)
+                    if not text.strip():
+                        continue
+                    rows += 1
+                    row = _parsed_line(text, source)
+                else:
+                    rows += 1
+                    row = raw
+                fmt, pair = _pair_and_format(row, source)
+                pair.check_fits(tokenizer, max_len, config)
             except PreferenceDataError as err:
                 if not skip_invalid:
                     raise
-                skipped.append(SkippedRow(line_no, err.field, str(err)))
+                skipped.append(SkippedRow(line_no or rows, err.field, str(err)))
                 continue
+            counts[fmt] = counts.get(fmt, 0) + 1
             pairs.append(pair)
+    except formats.FileFormatError as err:
+        raise PreferenceDataError(err.source, None, err.problem) from None
     if rows == 0:
         raise PreferenceDataError(name, None, "has no preference rows (it is empty or blank)")
     if not pairs:
         raise PreferenceDataError(name, None, f"all {rows} rows are invalid; the first: {skipped[0].reason}")
-    return PreferenceList(pairs, path=name, skipped=skipped)
+    return PreferenceList(pairs, path=name, skipped=skipped, formats=counts)
+
+
+def pair_from_row(row, source: str = "row") -> PreferencePair:
+    """A PreferencePair from a row in any format of `dpo.formats`; errors name `source` and the field."""
+    return _pair_and_format(row, source)[1]
+
+
+def _pair_and_format(row, source):
+    try:
+        fmt, prompt, chosen, rejected = formats.normalize_row(row)
+    except formats.RowError as err:
+        raise PreferenceDataError(source, err.field, err.problem) from None
+    try:
+        return fmt, PreferencePair(prompt, chosen, rejected, source=source)
+    except PreferenceDataError as err:
+        if fmt in ("standard", "conversational"):
+            raise
+        raise PreferenceDataError(source, err.field, f"{err.problem} (read as the {fmt} format)") from None
 
 
 def make_preferences() -> PreferenceList:
@@ -242,15 +338,8 @@ def _decoded_line(raw: bytes, source: str, first: bool) -> str:
     return text.removeprefix("\ufeff") if first else text
 
 
-def _parse_row(text: str, source: str) -> PreferencePair:
+def _parsed_line(text: str, source: str):
     try:
-        row = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise PreferenceDataError(source, None, f"invalid JSON at column {err.colno}: {err.msg}") from None
-    if not isinstance(row, dict):
-        raise PreferenceDataError(source, None, f'a row must be a JSON object with "prompt", "chosen" and '
-                                                f'"rejected", got {type(row).__name__}')
-    for field in FIELDS:
-        if field not in row:
-            raise PreferenceDataError(source, field, "is missing")
-    return PreferencePair(row["prompt"], row["chosen"], row["rejected"], source=source)

@@ -61,12 +61,13 @@ def run_demo(backend="numpy", device=None, dtype="float32", config: DPOConfig | 
     policy, reference = build_models(config, backend=be)
     say(f"minigrad-dpo demo: backend {be.name} ({be.device}, {be.dtype_name}), TinyGPT "
         f"{policy.num_parameters():,} parameters, {len(pairs)} preference pairs")
-    note = truncation_note(pairs, tokenizer, config.max_len)
+    note = truncation_note(pairs, tokenizer, config.max_len, config)
     if note:
         say(note)
 
     sft_losses = warmup_pretrain(policy, pairs, tokenizer, steps=config.sft_steps, lr=config.sft_lr,
-                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len)
+                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                 config=config)
     if sft_losses:
         say(f"SFT warm-up: {len(sft_losses)} steps, loss {sft_losses[0]:.3f} -> {sft_losses[-1]:.3f}")
     reference.load_weights(policy.export_weights())  # the reference is the warmed-up policy, frozen

@@ -42,7 +42,7 @@ def evaluate_margins(policy, reference, pairs, config: DPOConfig | None = None, 
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
-            batch = collate(chunk, tokenizer, config.max_len)
+            batch = collate(chunk, tokenizer, config.max_len, config)
             pc, pr = batch.chosen_rejected(sequence_log_prob(policy, batch).logps)
             rc, rr = batch.chosen_rejected(sequence_log_prob(reference, batch).logps)
             cl, rl = batch.chosen_rejected(batch.completion_lengths)

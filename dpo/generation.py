@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -64,8 +65,47 @@ def generate_ids(model, prompt_ids, max_new_tokens=48, temperature=0.0, top_k=No
     return new
 
 
-def generate(model, tokenizer, prompt: str, max_new_tokens=48, temperature=0.0, top_k=None, seed=0) -> str:
-    """The completion the model writes for `prompt` (greedy by default), decoded to text."""
-    prompt_ids = tokenizer.encode_prompt(prompt)
-    new = generate_ids(model, prompt_ids, max_new_tokens, temperature, top_k, seed, stop_id=tokenizer.EOC)
+def prompt_ids(tokenizer, prompt, system: str | None = None) -> list[int]:
+    """The ids a model is prompted with: `prompt` a string (one user turn, after a `system` message
+    when given) or a conversation (a list of {"role", "content"} messages ending with a user turn),
+    rendered through the tokenizer's chat template with the generation prompt (the byte tokenizer:
+    its own conversation rendering); a string without a template or system message is plain text."""
+    if isinstance(prompt, str):
+        if system is None and not getattr(tokenizer, "has_chat_template", True):
+            return tokenizer.render_text(prompt)
+        prompt = ([{"role": "system", "content": system}] if system is not None else []) + [
+            {"role": "user", "content": prompt}]
+    elif system is not None:
+        raise ValueError("generate: system goes with a string prompt; put a system message in the conversation")
+    return tokenizer.render_chat(prompt, add_generation_prompt=True)
+
+
+def fit_context(ids, max_new_tokens: int, max_len: int, notify=None):
+    """(ids, max_new_tokens) that fit a context of max_len: a prompt of max_len tokens or more
+    keeps its last max_len - 1, and max_new_tokens is cut to the room left; each cut is told
+    to `notify(message)` (default: a UserWarning)."""
+    notify = notify or (lambda message: warnings.warn(message, stacklevel=3))
+    ids = list(ids)
+    if len(ids) >= max_len:
+        notify(f"the prompt is {len(ids)} tokens, more than the model's context (max_len {max_len}) allows; "
+               f"kept its last {max_len - 1}")
+        ids = ids[-(max_len - 1):]
+    if len(ids) + max_new_tokens > max_len:
+        notify(f"max_new_tokens cut from {max_new_tokens} to {max_len - len(ids)}: the prompt's {len(ids)} tokens "
+               f"leave that much room in max_len {max_len}")
+        max_new_tokens = max_len - len(ids)
+    return ids, max_new_tokens
+
+
+def generate(model, tokenizer, prompt, max_new_tokens=48, temperature=0.0, top_k=None, seed=0, system=None,
+             notify=None) -> str:
+    """The completion the model writes for `prompt` (greedy by default), decoded to text.
+
+    `prompt`: a string or a conversation, `system`: a system message for a string prompt
+    (see `prompt_ids`). A prompt longer than the model's context keeps its end and
+    max_new_tokens is cut to fit, each with a message to `notify` (see `fit_context`).
+    Generation stops at the tokenizer's EOS (the byte tokenizer's EOC)."""
+    ids = prompt_ids(tokenizer, prompt, system)
+    ids, max_new_tokens = fit_context(ids, max_new_tokens, model.config.max_len, notify)
+    new = generate_ids(model, ids, max_new_tokens, temperature, top_k, seed, stop_id=tokenizer.eos_token_id)
     return tokenizer.decode(new)

@@ -108,6 +108,50 @@ class InstructionTokenizer:
                 ids += self.encode_completion(turn.content)
         return ids
 
+    # ---- the interface shared with HFTokenizer (dpo.hf_tokenizer) ------------------------
+    pad_token_id = PAD
+    eos_token_id = EOC
+    bos_token_id = None
+    has_chat_template = True  # its conversation rendering
+
+    def encode(self, text: str) -> list[int]:
+        """The UTF-8 bytes of `text` (no markers): `encode_text`."""
+        return self.encode_text(text)
+
+    def render_text(self, prompt: str, completion: str | None = None) -> list[int]:
+        """A plain-text prompt as one user turn, [INST] prompt [RESP], then the completion's bytes and EOC."""
+        ids = self.encode_prompt(prompt)
+        return ids if completion is None else ids + self.encode_completion(completion)
+
+    def render_chat(self, messages, add_generation_prompt: bool = False) -> list[int]:
+        """Any run of messages with this tokenizer's markers: each user turn [INST] text [RESP] (a
+        leading system message joined to the first user turn), each assistant turn its bytes and
+        EOC. [RESP] already opens the answer, so `add_generation_prompt` adds nothing."""
+        turns = [as_message(m) for m in messages]
+        system = ""
+        if turns and turns[0].role == "system":
+            system, turns = turns[0].content, turns[1:]
+        ids, first_user = [], True
+        for turn in turns:
+            if turn.role == "user":
+                text = f"{system}\n\n{turn.content}" if first_user and system else turn.content
+                ids += self.encode_prompt(text)
+                first_user = False
+            elif turn.role == "assistant":
+                ids += self.encode_completion(turn.content)
+            else:
+                raise ValueError(f"InstructionTokenizer.render_chat: a {turn.role!r} message may only come first")
+        return ids
+
+    def apply_chat_template(self, messages, add_generation_prompt: bool = False, tokenize: bool = True):
+        """`render_chat` (the byte tokenizer's conversation rendering); only tokenize=True."""
+        if not tokenize:
+            raise ValueError("InstructionTokenizer.apply_chat_template: only tokenize=True (ids) is available")
+        return self.render_chat(messages, add_generation_prompt)
+
+    def fingerprint(self) -> str:
+        return repr(self)
+
     # ---- decoding ------------------------------------------------------------------
     def decode(self, ids, skip_special: bool = True) -> str:
         """Text of `ids`. Special tokens are dropped (`skip_special=True`) or shown as

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import interrupts
+from . import ref_cache as ref_logps_cache
 from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, split_train_eval
 from .checkpoint import (
     architecture_difference,
@@ -88,13 +89,13 @@ def _masked_nll(model, batch, backend):
 
 def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3e-3, batch_size: int = 12,
                     seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None,
-                    divergence_factor: float = DPOConfig.divergence_sft_factor) -> list:
+                    divergence_factor: float = DPOConfig.divergence_sft_factor, config=None) -> list:
     """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
     completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
-    `log(step, loss)` is called every step when given. Raises TrainingDiverged when the
-    loss exceeds `divergence_factor` times its first value (0: never), and
-    interrupts.RunInterrupted after the step during which a signal arrived (see
-    `interrupts.saving_on_interrupt`)."""
+    `log(step, loss)` is called every step when given; `config` supplies the length settings.
+    Raises TrainingDiverged when the loss exceeds `divergence_factor` times its first value
+    (0: never), and interrupts.RunInterrupted after the step during which a signal arrived
+    (see `interrupts.saving_on_interrupt`)."""
     if steps < 0:
         raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
     backend = type(model).backend
@@ -112,7 +113,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
     with Progress(steps, "sft") as bar:
         while step < steps:
             for chunk in iterate_batches(pairs, batch_size, seed=seed, epoch=epoch):
-                loss = _masked_nll(model, collate(chunk, tokenizer, max_len), backend)
+                loss = _masked_nll(model, collate(chunk, tokenizer, max_len, config), backend)
                 value = float(loss.item())
                 if not math.isfinite(value):
                     raise TrainingDiverged(f"SFT warm-up step {step + 1}: the loss is {value}")
@@ -135,7 +136,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
     return losses
 
 
-def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_size=32) -> np.ndarray:
+def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_size=32, config=None) -> np.ndarray:
     """(n, 2) float64 array: the reference's log-prob of each pair's chosen and
     rejected completion, computed once (no graph) to be cached for training."""
     backend = type(reference).backend
@@ -145,7 +146,7 @@ def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_si
     out = np.zeros((len(pairs), 2))
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
-            batch = collate(pairs[start:start + batch_size], tokenizer, max_len)
+            batch = collate(pairs[start:start + batch_size], tokenizer, max_len, config)
             logps = backend.to_numpy(sequence_log_prob(reference, batch).logps)
             chosen, rejected = batch.chosen_rejected(logps)
             out[start:start + len(chosen), 0] = chosen
@@ -265,12 +266,12 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
     if not pairs:
         raise ValueError("evaluate_pairs: no pairs to evaluate")
     if ref_logps is None:
-        ref_logps = reference_log_probs(reference, pairs, tokenizer, config.max_len)
+        ref_logps = reference_log_probs(reference, pairs, tokenizer, config.max_len, config=config)
     rows = []
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
-            batch = collate(chunk, tokenizer, config.max_len)
+            batch = collate(chunk, tokenizer, config.max_len, config)
             policy_logps = sequence_log_prob(policy, batch).logps
             ref = backend.tensor(np.asarray(ref_logps[start:start + len(chunk)], dtype=np.float64))
             pc, pr = batch.chosen_rejected(policy_logps)
@@ -280,16 +281,29 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
     return {k: sum(n * m[k] for n, m in rows) / total for k in rows[0][1]}
 
 
+def _reference_cache(reference, pairs, tokenizer, config, out_dir, name):
+    """The reference's (n, 2) log-probs of `pairs`: from out_dir when config.precompute_ref_log_probs
+    and the fingerprint matches (dpo.ref_cache), else computed (and then stored, when opted in)."""
+    def compute():
+        return reference_log_probs(reference, pairs, tokenizer, config.max_len, config=config)
+
+    if not (config.precompute_ref_log_probs and out_dir):
+        return compute()
+    prints = ref_logps_cache.fingerprint(reference, pairs, tokenizer, config)
+    return ref_logps_cache.load_or_compute(out_dir, name, prints, compute)
+
+
 # Fields that may change between a run and its resumption: they do not alter the steps already taken.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr", "save_total_limit",
-                     "divergence_logp_factor", "divergence_grad_factor", "divergence_sft_factor")
+                     "divergence_logp_factor", "divergence_grad_factor", "divergence_sft_factor",
+                     "precompute_ref_log_probs")
 
 
 def config_changes(saved: dict, config: DPOConfig) -> str | None:
     """'batch_size 4 -> 3, ...' for the fields of `config` that differ from the `saved`
     config dict and would change the steps already taken; None if there are none."""
     now = json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
-    defaults = json.loads(json.dumps(DPOConfig().to_dict()))  # a field added since `saved` was written
+    defaults = json.loads(json.dumps(DPOConfig().to_dict()))  # a field the checkpoint predates had its default
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k])
     return ", ".join(f"{k} {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in changed) or None
 
@@ -337,7 +351,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     if not pairs:
         raise ValueError("train_dpo: no training pairs")
 
-    ref_cache = reference_log_probs(reference, pairs, tokenizer, config.max_len)
+    ref_cache = _reference_cache(reference, pairs, tokenizer, config, out_dir, "train")
     steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     policy.train()
@@ -365,7 +379,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     log = MetricsLog(metrics_path)
     for row in earlier_log:
         log.write(row)
-    eval_ref_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len) if eval_pairs else None
+    eval_ref_cache = _reference_cache(reference, eval_pairs, tokenizer, config, out_dir, "eval") if eval_pairs else None
     history, written, written_step = [], None, None
 
     def emit(row):
@@ -404,7 +418,7 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             for position, chunk in enumerate(iterate_batches(indices, config.batch_size, config.seed, epoch=epoch)):
                 if epoch * steps_per_epoch + position < step:
                     continue  # done before the checkpoint we resumed from
-                batch = collate([pairs[i] for i in chunk], tokenizer, config.max_len)
+                batch = collate([pairs[i] for i in chunk], tokenizer, config.max_len, config)
                 try:
                     metrics = dpo_step(policy, batch, ref_cache[chunk], optimizer, config, scheduler, bco_state,
                                        step=step + 1)
@@ -432,5 +446,5 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     if step > start_step or resume_from is None:
         save()
     stop_if_interrupted()  # a signal during the last step: the run is complete and saved, but stopped as asked
-    truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len)
+    truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len, config)
     return TrainResult(history, step, pairs, eval_pairs, written, truncated, start_step, total_steps)

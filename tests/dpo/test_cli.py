@@ -207,9 +207,14 @@ def test_eval_without_a_reference_beside_the_checkpoint(capsys, sft_run, tmp_pat
     fails_with_one_line(capsys, ["eval", "--checkpoint", str(lone)], "no reference checkpoint; pass --reference")
 
 
-def test_prompt_too_long_for_generation(capsys, sft_run):
-    fails_with_one_line(capsys, ["generate", "--checkpoint", os.path.join(sft_run, "sft.safetensors"),
-                                 "--prompt", "x" * 200], "leaves no room under max_len 96", EXIT_FAILED)
+def test_prompt_too_long_for_generation_keeps_its_end_and_says_so(capsys, sft_run):
+    status = main(["generate", "--checkpoint", os.path.join(sft_run, "sft.safetensors"), "--prompt", "x" * 200,
+                   "--max-new-tokens", "4"])
+    err = capsys.readouterr().err.splitlines()
+    assert status == 0
+    assert err == ["note: the prompt is 202 tokens, more than the model's context (max_len 96) allows; "
+                   "kept its last 95",
+                   "note: max_new_tokens cut from 4 to 1: the prompt's 95 tokens leave that much room in max_len 96"]
 
 
 def test_cuda_absent(capsys, tmp_path, torch):
