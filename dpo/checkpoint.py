@@ -47,7 +47,9 @@ FORMAT = "minigrad-dpo-model/1"
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE = "model.safetensors", "optimizer.safetensors", "trainer_state.json"
 CHECKPOINT_PREFIX = "checkpoint-"
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
-_LEFTOVER = re.compile(r"^\..*\.tmp$")  # what save_checkpoint and safetensors_io.save_file write first
+# what save_checkpoint, safetensors_io.save_file and run.json (".NAME.*.tmp"), and dpo.ref_cache ("NAME.tmp.npz"),
+# write before renaming it into place
+_LEFTOVER = re.compile(r"^\..*\.tmp$|\.tmp\.npz$")
 
 
 def _json_default(value):
@@ -238,7 +240,7 @@ def remove_leftovers(out_dir) -> list:
         return []
     removed = []
     for name in sorted(os.listdir(out_dir)):
-        if _LEFTOVER.match(name):
+        if _LEFTOVER.search(name):
             path = os.path.join(out_dir, name)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)

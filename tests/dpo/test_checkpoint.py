@@ -170,10 +170,12 @@ def test_newest_rotation_and_leftovers(tmp_path):
     os.mkdir(tmp_path / "checkpoint-99")  # no model.safetensors inside: not a checkpoint
     (tmp_path / ".checkpoint-12.123.abc.tmp").mkdir()
     (tmp_path / ".reference.safetensors.123.abc.tmp").write_bytes(b"half")
+    (tmp_path / "ref_logps_train.npz.tmp.npz").write_bytes(b"half")
     (tmp_path / "notes.txt").write_text("mine")
     assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
     assert load_checkpoint(tmp_path).path == str(tmp_path / "checkpoint-10")  # a run folder: its newest
-    assert remove_leftovers(tmp_path) == [".checkpoint-12.123.abc.tmp", ".reference.safetensors.123.abc.tmp"]
+    assert remove_leftovers(tmp_path) == [".checkpoint-12.123.abc.tmp", ".reference.safetensors.123.abc.tmp",
+                                          "ref_logps_train.npz.tmp.npz"]
     assert rotate_checkpoints(tmp_path, 2) == [str(tmp_path / "checkpoint-2")]
     assert sorted(os.listdir(tmp_path)) == ["checkpoint-10", "checkpoint-4", "checkpoint-99", "notes.txt"]
     assert rotate_checkpoints(tmp_path, None) == []
