@@ -27,6 +27,7 @@ from dpo.metrics import read_metrics
 from dpo.model import GPTConfig, TinyGPT
 from tests.dpo.pipeline_setup import TINY
 
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the fork server and POSIX signals need a POSIX system")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KILLS = 10
 STEPS = 60  # room for KILLS kills of a few steps' progress each (at most 4 checkpoints, then a short pause)
