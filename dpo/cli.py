@@ -34,6 +34,7 @@ from .checkpoint import (
     architecture_of,
     latest_checkpoint,
     load_checkpoint,
+    remove_leftovers,
     save_model,
     weights_fingerprint,
 )
@@ -379,6 +380,9 @@ def cmd_sft(args):
     run_folder.check_writable(args.out)
     if os.path.exists(path) and not args.overwrite:
         raise RunFolderError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
+    removed = remove_leftovers(args.out)
+    if removed:
+        _say([f"{args.out}: removed {len(removed)} temporary file(s) left by an interrupted write"])
     backend = _backend(args)
     pairs = _pairs(args, config.max_len, config)
     policy, _ = build_models(config, backend=backend)

@@ -215,6 +215,10 @@ def test_an_unwritable_out_is_refused_before_any_work(files, tmp_path, capsys):
     os.makedirs(tmp_path / "s")
     save_model(tmp_path / "s" / "sft.safetensors", TinyGPT(TINY, seed=0), DPOConfig(model=TINY))
     refused(capsys, ["sft", "--out", str(tmp_path / "s")], "sft.safetensors exists; pass --overwrite")
+    (tmp_path / "s" / ".sft.safetensors.123.abc.tmp").write_bytes(b"half")  # a killed write's leftover
+    captured = ok(capsys, ["sft", "--data", files["data"], "--steps", "1", "--out", str(tmp_path / "s"), "--overwrite"])
+    assert f"{tmp_path / 's'}: removed 1 temporary file(s)" in captured.err
+    assert os.listdir(tmp_path / "s") == ["sft.safetensors"]
 
 
 def test_nan_weights_are_refused_in_every_file_loaded(files, tmp_path, capsys):
