@@ -19,7 +19,7 @@ surface, so none of it needs to know which backend it runs on:
     modules      be.place(module)               move/cast a module to be.device and be.dtype, in place
                  be.state_to_numpy(module)      {name: NumPy copy} of its state dict (a checkpoint)
                  be.load_numpy_state(module, arrays, strict=True)   the reverse (any float dtype, cast)
-    training     be.optimizer(name, params, lr, **kw)   "sgd" | "adam" | "adamw" (torch's hyper-parameters)
+    training     be.optimizer(name, params, lr, **kw)   "sgd" | "adam" | "adamw" | "rmsprop" (torch's hyper-parameters)
                  be.lambda_lr(optimizer, fn)    LambdaLR: lr = base_lr · fn(step)
                  be.clip_grad_norm_(params, max_norm)   clip in place; returns the norm before, a float
                  be.optimizer_state_to_numpy(opt) / be.load_optimizer_state(opt, state)
@@ -43,7 +43,7 @@ import numpy as np
 
 FLOAT_DTYPES = ("float32", "float64")
 TENSOR_DTYPES = ("float32", "float64", "int64", "bool")
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 
 def check_dtype_name(dtype):
@@ -152,7 +152,7 @@ class Backend:
         return name.lower()
 
     def optimizer(self, name, params, lr, **kwargs):
-        """A new optimizer "sgd" | "adam" | "adamw" over `params`, with torch's
+        """A new optimizer "sgd" | "adam" | "adamw" | "rmsprop" over `params`, with torch's
         hyper-parameter names and defaults (momentum, betas, eps, weight_decay, ...)."""
         raise NotImplementedError
 

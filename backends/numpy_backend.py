@@ -15,7 +15,8 @@ from minigrad.cpu_tuning import tune_process
 
 from .base import Backend
 
-_OPTIMIZERS = {"sgd": minigrad_optim.SGD, "adam": minigrad_optim.Adam, "adamw": minigrad_optim.AdamW}
+_OPTIMIZERS = {"sgd": minigrad_optim.SGD, "adam": minigrad_optim.Adam, "adamw": minigrad_optim.AdamW,
+               "rmsprop": minigrad_optim.RMSprop}
 
 
 class NumpyBackend(Backend):

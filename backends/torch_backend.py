@@ -40,7 +40,8 @@ def _functional_namespace():
 
 _F = _functional_namespace()
 _AUTOCAST_DTYPES = ("bfloat16", "float16")
-_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+               "rmsprop": torch.optim.RMSprop}
 
 
 class TorchBackend(Backend):

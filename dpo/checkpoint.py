@@ -21,6 +21,8 @@ A *checkpoint* (`save_checkpoint`) is a folder `checkpoint-<step>/` holding
                            state and the schedule position in its metadata
     trainer_state.json     global_step, epoch, max_steps, log_history (every metrics row so
                            far) and the RNG states, like transformers' Trainer
+    reference.safetensors  only when the reference moves during training (TR-DPO): the one this
+                           policy was trained against at this step
 
 written into a temporary folder, each file flushed to disk, then renamed into
 place: a crash at any moment leaves the complete previous checkpoints and at
@@ -45,6 +47,7 @@ from .safetensors_io import CheckpointError
 
 FORMAT = "minigrad-dpo-model/1"
 MODEL_FILE, OPTIMIZER_FILE, STATE_FILE = "model.safetensors", "optimizer.safetensors", "trainer_state.json"
+REFERENCE_FILE = "reference.safetensors"  # in a run folder; in a checkpoint too when the reference moves (TR-DPO)
 CHECKPOINT_PREFIX = "checkpoint-"
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 # what save_checkpoint, safetensors_io.save_file and run.json (".NAME.*.tmp"), and dpo.ref_cache ("NAME.tmp.npz"),
@@ -145,17 +148,20 @@ def checkpoint_name(step: int) -> str:
 
 
 def save_checkpoint(folder, model, config, *, optimizer=None, scheduler=None, step=0, epoch=0, extra=None,
-                    reference=None, log_history=None, max_steps=None) -> str:
+                    reference=None, log_history=None, max_steps=None, reference_model=None) -> str:
     """Write the checkpoint folder `folder` (normally `<out>/checkpoint-<step>`): model,
     optimizer and schedule state, step, epoch, the backend's RNG state, `extra` (JSON-able
-    state such as bco_pair's running mean) and `log_history`. Atomic: the folder appears
-    complete or not at all. Returns the folder's path."""
+    state such as bco_pair's running mean) and `log_history`; `reference`: the fingerprint of
+    the reference, and `reference_model` the reference itself where it moves with training.
+    Atomic: the folder appears complete or not at all. Returns the folder's path."""
     folder = os.path.abspath(os.fspath(folder))
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     backend = type(model).backend
     tensors, metadata = _model_tensors_and_metadata(model, config, step, reference)
     files = {MODEL_FILE: safetensors_io.encode(tensors, metadata)}
+    if reference_model is not None:
+        files[REFERENCE_FILE] = safetensors_io.encode(*_model_tensors_and_metadata(reference_model, config, step, None))
     if optimizer is not None:
         state = backend.optimizer_state_to_numpy(optimizer)
         arrays, scalars = {}, {}
@@ -284,6 +290,8 @@ class Checkpoint:
         self.extra = dict(state.get("extra", {}))
         self._rng = dict(state.get("rng", {}))
         self._optimizer = optimizer
+        beside = os.path.join(self.path, REFERENCE_FILE)
+        self.reference_file = beside if os.path.isdir(self.path) and os.path.isfile(beside) else None
 
     def optimizer_state(self):
         """The optimizer state in the numpy form `backend.load_optimizer_state` takes (None if absent)."""

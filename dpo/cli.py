@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 
@@ -38,12 +39,11 @@ from .checkpoint import (
     save_model,
     weights_fingerprint,
 )
-from .config import DPOConfig
+from .config import DPOConfig, apply_values, config_options, load_config_file
 from .data import PreferenceDataError, load_preferences, make_preferences
 from .formats import read_messages
 from .hf_tokenizer import TokenizerFolderError
 from .interrupts import RunInterrupted, saving_on_interrupt
-from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES
 from .metrics import plot_metrics, read_metrics
 from .run_folder import RunFolderError
 
@@ -64,86 +64,65 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _positive_int(text):
+def _integer(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _positive_int(text):
+    value = _integer(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
-def _number(text, check, need):
+def _float(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = None
-    if value is None or not math.isfinite(value) or not check(value):
-        raise argparse.ArgumentTypeError(f"expected {need}, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _number_at_least_zero(text):
-    return _number(text, lambda v: v >= 0, "a number >= 0")
-
-
-def _positive_float(text):
-    return _number(text, lambda v: v > 0, "a positive number")
-
-
-def _fraction(text):
-    return _number(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
-
-
-def _smoothing(text):  # its range, and the loss types that read it, are checked by the loss options (one place)
-    return _number(text, lambda v: True, "a number")
+    value = _float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
+    value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
-def _loss_types(text):
+def _names_list(text):
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in LOSS_TYPE_NAMES]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown loss type {', '.join(unknown) or repr(text)}; choose from: {', '.join(LOSS_TYPE_NAMES)}"
-        )
-    return names
+    return names[0] if len(names) == 1 else names
 
 
 def _floats(text):
     try:
-        values = [float(x) for x in text.split(",")]
+        return [float(x) for x in text.split(",")]
     except ValueError:
-        values = None
-    if values is None or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {text!r}")
-    return values
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _add_runtime(p):
+# a ConfigOption's kind -> the argparse type that turns the text into a value; bounds are DPOConfig's to check
+_PARSE = {int: _integer, float: _float, str: str, "loss_types": _names_list, "floats": _floats}
+
+
+def _add_runtime(p, seed=True):
     g = p.add_argument_group("backend")
     g.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
                    help="numpy = minigrad (NumPy + numba, no framework); torch = PyTorch (default: numpy)")
     g.add_argument("--device", default=None, help="cpu or cuda (torch backend only; default cpu)")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default: float32")
-    g.add_argument("--seed", type=_non_negative_int, default=None,
-                   help="seeds initialisation, shuffling, the split and sampling (default 0)")
-
-
-def _add_out(p, help_text, required=True):
-    p.add_argument("--out", metavar="DIR", required=required, default=None, help=help_text)
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the run already in DIR (without it such a DIR is refused)")
+    if seed:
+        g.add_argument("--seed", type=_non_negative_int, default=None, help="seeds sampling (default 0)")
 
 
 def _add_data(p):
@@ -153,36 +132,58 @@ def _add_data(p):
                         "(default: the twelve built-in triples)")
     g.add_argument("--skip-invalid", action="store_true",
                    help="skip malformed or unusable rows (counted and reported) instead of stopping at the first")
-    g.add_argument("--max-length", type=_positive_int, default=None,
-                   help="cut each prompt + completion row to this many tokens (TRL's; default: off)")
-    g.add_argument("--max-prompt-length", type=_positive_int, default=None,
-                   help="keep the last N prompt tokens (default: off)")
-    g.add_argument("--max-completion-length", type=_positive_int, default=None,
-                   help="keep the first N tokens of each completion (default: off)")
-    g.add_argument("--truncation-mode", choices=("keep_start", "keep_end"), default=None,
-                   help="what --max-length keeps of a row (default keep_start)")
 
 
-def _add_training(p, sft_only=False):
-    g = p.add_argument_group("training")
-    g.add_argument("--batch-size", type=_positive_int, default=None, help="pairs per step (default 12)")
-    g.add_argument("--lr", type=_positive_float, default=None, help="learning rate (default: DPO 1e-4, SFT 3e-3)")
-    if sft_only:
-        g.add_argument("--steps", type=_positive_int, default=None, help="SFT steps (default 60)")
-        return
-    g.add_argument("--beta", type=_positive_float, default=None, help="β, the KL tie to the reference (default 0.1)")
-    g.add_argument("--loss-type", type=_loss_types, default=None, metavar="NAME[,NAME...]",
-                   help=f"one or more of: {', '.join(LOSS_TYPE_NAMES)} (default sigmoid; sigmoid,sft = RPO)")
-    g.add_argument("--loss-weights", type=_floats, default=None, metavar="W[,W...]",
-                   help="weights of the listed loss types (default: all 1)")
-    g.add_argument("--label-smoothing", type=_smoothing, default=None,
-                   help="ε for cDPO / robust / exo_pair (default 0)")
-    g.add_argument("--f-divergence", choices=tuple(F_DIVERGENCES), default=None, help="default reverse_kl")
-    g.add_argument("--epochs", type=_positive_int, default=None, help="passes over the data (default 20)")
-    g.add_argument("--max-steps", type=_positive_int, default=None, help="stop after this many updates")
-    g.add_argument("--eval-fraction", type=_fraction, default=None, help="share of pairs held out for eval (default 0)")
-    g.add_argument("--sft-steps", type=_non_negative_int, default=None,
-                   help="SFT warm-up steps before DPO when no --init is given (default 60)")
+def _add_out(p, help_text, required=True):
+    p.add_argument("--out", metavar="DIR", required=required, default=None, help=help_text)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in DIR (without it such a DIR is refused)")
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _dest(path):
+    return "config:" + ".".join(path)
+
+
+# the data length options, which every command that reads --data takes
+LENGTH_OPTIONS = {("max_length",): (), ("max_prompt_length",): (), ("max_completion_length",): (),
+                  ("truncation_mode",): ()}
+# `sft` trains the SFT warm-up: its --learning-rate/--lr and --steps set sft_lr and sft_steps
+SFT_OPTIONS = {("batch_size",): (), ("seed",): (), ("sft_lr",): ("learning_rate", "lr"), ("sft_steps",): ("steps",),
+               ("divergence_sft_factor",): (), **LENGTH_OPTIONS}
+
+
+def _add_config_options(p, only=None):
+    """One option per ConfigOption (see `dpo.config.config_options`): TRL's name first, the others as
+    aliases; default and help from DPOConfig. `only`: {path: extra names} to offer just those
+    (and, unless it is LENGTH_OPTIONS, the model size). Options another part of the parser
+    already defines are left to it. Values stay None unless given, so --config FILE and the
+    checkpoint of --resume can sit underneath."""
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="options from a JSON file (YAML with PyYAML installed), keyed by the option names "
+                        "below without the dashes; options given here override it")
+    g = p.add_argument_group("options (defaults from DPOConfig)")
+    taken = set(p._option_string_actions)
+    for opt in config_options():
+        model_size = opt.path[0] == "model" and only is not LENGTH_OPTIONS
+        if only is not None and not model_size and opt.path not in only:
+            continue
+        names = [*opt.names, *only.get(opt.path, ())] if only else list(opt.names)
+        flags = [f for f in dict.fromkeys(_flag(n) for n in names) if f not in taken]
+        if not flags:
+            continue
+        default = ",".join(opt.default) if isinstance(opt.default, (list, tuple)) else opt.default
+        shown = f" (default: {default})" if default is not None else "" if "default" in opt.help else " (default: off)"
+        if opt.kind is bool:
+            g.add_argument(*flags, dest=_dest(opt.path), action=argparse.BooleanOptionalAction, default=None,
+                           help=opt.help + shown)
+        else:
+            metavar = {"loss_types": "NAME[,NAME...]", "floats": "W[,W...]", int: "N", float: "X"}.get(opt.kind, "NAME")
+            g.add_argument(*flags, dest=_dest(opt.path), type=_PARSE.get(opt.kind, str), default=None,
+                           metavar=metavar, help=opt.help + shown)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,43 +195,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole lesson on the twelve triples (SFT, DPO, report)",
                                description="SFT warm-up, frozen reference, DPO, margin table and generations; "
                                            "exits 0 when the loss fell and the margin and accuracy rose.")
-    _add_runtime(demo)
+    _add_runtime(demo, seed=False)
     _add_data(demo)
-    _add_training(demo)
+    _add_config_options(demo)
     _add_out(demo, "also write metrics.jsonl, a plot and a checkpoint", required=False)
 
     sft = commands.add_parser("sft", help="supervised warm-up on prompt -> chosen",
                               description="Next-token training on the chosen completions; writes DIR/sft.safetensors.")
-    _add_runtime(sft)
+    _add_runtime(sft, seed=False)
     _add_data(sft)
-    _add_training(sft, sft_only=True)
+    _add_config_options(sft, only=SFT_OPTIONS)
     _add_out(sft, "output folder")
 
     train = commands.add_parser("train", help="DPO training",
                                 description="DPO against a frozen reference (the --init model, or a fresh SFT "
-                                            "warm-up); writes checkpoint, reference, metrics.jsonl and a plot to DIR.")
-    _add_runtime(train)
+                                            "warm-up); writes run.json, the reference, checkpoint-<step>/ folders, "
+                                            "metrics.jsonl and a plot to DIR, which holds this one run.")
+    _add_runtime(train, seed=False)
     _add_data(train)
-    _add_training(train)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CKPT", default=None,
                        help="start policy and reference from this checkpoint (e.g. from `sft`)")
     start.add_argument("--resume", metavar="CKPT", nargs="?", const=NEWEST, default=None,
                        help="continue the run in --out from CKPT, a checkpoint-<step> folder of it (default: the "
                             "newest); its config, data file and reference are used and checked")
-    train.add_argument("--precompute-ref-log-probs", action="store_true", default=None,
-                       help="store the reference log-probs in DIR and reuse them while the reference, data, "
-                            "tokenizer and length settings are unchanged (TRL's option)")
-    train.add_argument("--checkpoint-every", type=_non_negative_int, default=None,
-                       help="steps between checkpoints (default 0: only at the end and on an interrupt)")
-    train.add_argument("--save-total-limit", type=_positive_int, default=None,
-                       help="keep at most this many checkpoint-<step> folders, deleting the oldest (default: all)")
     _add_out(train, "the run folder (run.json, reference, checkpoint-<step>/, metrics); with --resume CKPT, "
                     "default: the folder CKPT is in", required=False)
+    _add_config_options(train)
 
     evaluate = commands.add_parser("eval", help="reward margins of a trained policy",
                                    description="Per-pair log-probs, rewards and margins against the reference.")
-    _add_runtime(evaluate)
+    _add_runtime(evaluate, seed=False)
     _add_data(evaluate)
     evaluate.add_argument("--checkpoint", metavar="CKPT", required=True,
                           help="the policy: a checkpoint-<step> folder, a model file, or a run folder (its newest "
@@ -238,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
                           help="the reference (default: the run folder's reference.safetensors); it must be the one "
                                "the policy was trained against")
+    _add_config_options(evaluate, only=LENGTH_OPTIONS)
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
@@ -284,30 +280,52 @@ def _pairs(args, max_len, config=None):
     return pairs
 
 
-# command-line option -> DPOConfig field (sft's --lr and --steps are the SFT warm-up's)
-CONFIG_OPTIONS = {"batch_size": "batch_size", "lr": "lr", "beta": "beta", "loss_type": "loss_type",
-                  "loss_weights": "loss_weights", "label_smoothing": "label_smoothing", "epochs": "epochs",
-                  "max_steps": "max_steps", "eval_fraction": "eval_fraction", "sft_steps": "sft_steps",
-                  "checkpoint_every": "checkpoint_every", "seed": "seed", "steps": "sft_steps",
-                  "max_length": "max_length", "max_prompt_length": "max_prompt_length",
-                  "max_completion_length": "max_completion_length", "truncation_mode": "truncation_mode",
-                  "precompute_ref_log_probs": "precompute_ref_log_probs", "save_total_limit": "save_total_limit"}
-
-
 def _config(args, base: DPOConfig | None = None) -> DPOConfig:
-    """`base` (default DPOConfig()) with the options given on the command line put in."""
-    values = (base or DPOConfig()).to_dict()
-    mapping = dict(CONFIG_OPTIONS, lr="sft_lr" if args.command == "sft" else "lr")
-    for option, field in mapping.items():
-        value = getattr(args, option, None)
-        if value is not None:
-            values[field] = value[0] if option == "loss_type" and len(value) == 1 else value
-    if getattr(args, "f_divergence", None):
-        values["loss_options"] = {**values["loss_options"], "f_divergence": args.f_divergence}
+    """DPOConfig from, lowest first: `base` (default DPOConfig()), the --config file, the options given."""
+    try:
+        from_file = load_config_file(args.config) if getattr(args, "config", None) else {}
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    given = {}
+    for dest, value in vars(args).items():
+        if dest.startswith("config:") and value is not None:
+            given[tuple(dest[len("config:"):].split("."))] = value
+    values = apply_values((base or DPOConfig()).to_dict(), {**from_file, **given})
     try:
         return DPOConfig.from_dict(values)
-    except ValueError as error:  # a combination the option types cannot see (e.g. weights vs loss types)
-        raise UsageError(str(error)) from None
+    except ValueError as error:
+        raise UsageError(_where(str(error), given, from_file, args)) from None
+
+
+def _where(message, given, from_file, args):
+    """The option (or config file) a DPOConfig error is about, put in front of its message."""
+    best = None
+    for source, paths in (("flag", given), ("file", from_file)):
+        for path in paths:
+            match = re.search(rf"\b{re.escape(path[-1])}\b", message)
+            if match and (best is None or match.start() < best[0]):
+                best = (match.start(), source, path)
+    if best is None:
+        return message
+    _, source, path = best
+    if source == "file":
+        return f"{args.config}: {message}"
+    option = next(o for o in config_options() if o.path == path)
+    return f"argument {_flag(option.names[0])}: {message}"
+
+
+def _check_precision(backend, config):
+    """--bf16 on a backend without mixed precision: a usage error before any work. Also notes,
+    on stderr, the settings that train differently under TRL 1.16."""
+    from .train_options import precision
+
+    try:
+        with precision(backend, config):
+            pass
+    except ValueError as error:
+        raise UsageError(f"argument --bf16: {error}") from None
+    for note in config.trl_differences():
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _model_from_checkpoint(path, backend):
@@ -352,8 +370,11 @@ def _say(notes):
         print(note, file=sys.stderr)
 
 
-def _write_plot(out_dir, rows):
-    note = plot_metrics(rows, os.path.join(out_dir, "metrics.png"))
+def _write_plot(out_dir, rows, config):
+    names = [config.loss_type] if isinstance(config.loss_type, str) else config.loss_type
+    weights = config.loss_weights or [1.0] * len(names)
+    title = " + ".join(n if w == 1 else f"{w:g}·{n}" for n, w in zip(names, weights)) + f"  (β = {config.beta:g})"
+    note = plot_metrics(rows, os.path.join(out_dir, "metrics.png"), title=title)
     print(note or f"plot: {os.path.join(out_dir, 'metrics.png')}")
 
 
@@ -365,10 +386,11 @@ def cmd_demo(args):
     if args.out:
         _say(run_folder.prepare_out(args.out, overwrite=args.overwrite))
     backend = _backend(args)
+    _check_precision(backend, config)
     pairs = _pairs(args, config.max_len, config)
     result = run_demo(backend, config=config, pairs=pairs, out_dir=args.out)
     if args.out:
-        _write_plot(args.out, result.result.history)
+        _write_plot(args.out, result.result.history, config)
     return 0 if result.succeeded else EXIT_FAILED
 
 
@@ -435,7 +457,7 @@ def cmd_train(args):
     from .evaluation import evaluate_margins, margin_table
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
-    if args.init and args.sft_steps is not None:
+    if args.init and getattr(args, "config:sft_steps", None) is not None:
         raise UsageError("train: --sft-steps has no effect with --init (the --init model replaces the SFT "
                          "warm-up); drop one of them")
     if args.resume is not None:
@@ -449,7 +471,10 @@ def cmd_train(args):
         config = _config(args)
         _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data]))
     backend = _backend(args)
+    _check_precision(backend, config)
     reference_path = os.path.join(out, run_folder.REFERENCE_FILE)
+    if checkpoint is not None and checkpoint.reference_file:  # TR-DPO: the reference moved with the checkpoint
+        reference_path = checkpoint.reference_file
     if args.init:
         init_model, _, _ = _model_from_checkpoint(args.init, backend)
         if init_model.config != config.model:
@@ -490,9 +515,9 @@ def cmd_train(args):
         if "loss" in row:
             print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
                   f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}", flush=True)
-        elif "eval/loss" in row:
-            print(f"  eval @ {row['step']:4d}  loss {row['eval/loss']:.4f}  margin {row['eval/rewards/margins']:+.4f}"
-                  f"  accuracy {row['eval/rewards/accuracies']:.2f}", flush=True)
+        elif "eval_loss" in row:
+            print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
+                  f"  accuracy {row['eval_rewards/accuracies']:.2f}", flush=True)
 
     result = train_dpo(policy, reference, pairs, config, out_dir=out,
                        resume_from=checkpoint.path if checkpoint else None, on_log=show)
@@ -505,7 +530,7 @@ def cmd_train(args):
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
     metrics_path = os.path.join(out, run_folder.METRICS_FILE)
     print(f"wrote {result.checkpoint}, {metrics_path}")
-    _write_plot(out, read_metrics(metrics_path))  # the whole run, also when it was resumed
+    _write_plot(out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
     return 0
 
 
@@ -515,8 +540,9 @@ def cmd_eval(args):
     backend = _backend(args)
     policy, config, checkpoint = _model_from_checkpoint(args.checkpoint, backend)
     reference_path = args.reference
-    if reference_path is None:
-        reference_path = os.path.join(_run_folder_of(checkpoint.path), run_folder.REFERENCE_FILE)
+    if reference_path is None:  # the one the checkpoint holds (TR-DPO moved it), else the run folder's
+        reference_path = checkpoint.reference_file or os.path.join(_run_folder_of(checkpoint.path),
+                                                                   run_folder.REFERENCE_FILE)
     if not os.path.isfile(reference_path):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)

@@ -11,6 +11,7 @@ from .config import DPOConfig
 from .logprobs import sequence_log_prob
 from .losses import dpo_loss
 from .tokenizer import InstructionTokenizer
+from .train_options import policy_forward, reference_forward_logps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,8 @@ class PairMargin:
 def evaluate_margins(policy, reference, pairs, config: DPOConfig | None = None, tokenizer=None,
                      batch_size: int = 32) -> list:
     """A PairMargin per pair: rewards as `dpo_loss` defines them for config.loss_type
-    (β·(policy − reference) log-prob for the reference-based types)."""
+    (β·(policy − reference) log-prob for the reference-based types); with config.ld_alpha
+    the log-probs are LD-DPO's weighted sums, as in training."""
     config = config or DPOConfig()
     tokenizer = tokenizer or InstructionTokenizer()
     backend = type(policy).backend
@@ -43,8 +45,12 @@ def evaluate_margins(policy, reference, pairs, config: DPOConfig | None = None, 
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
             batch = collate(chunk, tokenizer, config.max_len, config)
-            pc, pr = batch.chosen_rejected(sequence_log_prob(policy, batch).logps)
-            rc, rr = batch.chosen_rejected(sequence_log_prob(reference, batch).logps)
+            if config.ld_alpha is None:
+                pc, pr = batch.chosen_rejected(sequence_log_prob(policy, batch).logps)
+                rc, rr = batch.chosen_rejected(sequence_log_prob(reference, batch).logps)
+            else:  # LD-DPO's weighted log-probs, as training saw them
+                pc, pr = batch.chosen_rejected(policy_forward(policy, batch, config).logps)
+                rc, rr = batch.chosen_rejected(backend.tensor(reference_forward_logps(reference, batch, config)))
             cl, rl = batch.chosen_rejected(batch.completion_lengths)
             result = dpo_loss(pc, pr, rc, rr, beta=config.beta, loss_type=config.loss_type,
                               label_smoothing=config.label_smoothing, loss_weights=config.loss_weights,

@@ -1,8 +1,11 @@
 """Training metrics: one JSON object per logging step in DIR/metrics.jsonl, and a PNG plot.
 
 Keys follow TRL's names: loss, rewards/chosen, rewards/rejected, rewards/margins,
-rewards/accuracies, logps/chosen, logps/rejected, plus grad_norm, lr, step, epoch
-(and eval/... for the held-out split).
+rewards/accuracies, logps/chosen, logps/rejected, logits/chosen, logits/rejected,
+grad_norm, learning_rate, step, epoch (fractional: updates / updates per epoch),
+nll_loss when an sft term is present, loss/<type> for each part of a combined loss,
+plus kl_per_token, the mean of (log π - log π_ref) / tokens over the batch's
+completions; the held-out split's rows carry TRL's eval_ prefix (eval_loss, ...).
 """
 
 from __future__ import annotations
@@ -66,8 +69,9 @@ def read_metrics(path) -> list:
     return rows
 
 
-def plot_metrics(rows: list, out_png) -> str | None:
-    """Plot loss, reward margin and accuracy over steps to `out_png`.
+def plot_metrics(rows: list, out_png, title: str | None = None) -> str | None:
+    """Plot loss, chosen and rejected rewards, reward margin, the per-token KL estimate and
+    accuracy over steps to `out_png`, titled `title` (e.g. the loss type).
 
     Returns None on success, or a one-line note when matplotlib is not installed
     (it is the optional `plots` extra) or there is nothing to plot.
@@ -77,23 +81,33 @@ def plot_metrics(rows: list, out_png) -> str | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return "plot skipped: matplotlib is not installed (pip install 'minigrad-dpo[plots]')"
     train = [r for r in rows if "loss" in r and "step" in r]
     if not train:
         return "plot skipped: no training steps were logged"
     steps = [r["step"] for r in train]
-    panels = [("loss", "DPO loss"), ("rewards/margins", "reward margin"), ("rewards/accuracies", "accuracy")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, (key, title) in zip(axes, panels):
-        ax.plot(steps, [r.get(key, math.nan) for r in train], label="train")
-        evals = [r for r in rows if f"eval/{key}" in r]
-        if evals:
-            ax.plot([r["step"] for r in evals], [r[f"eval/{key}"] for r in evals], "o-", label="eval")
+    panels = [(("loss",), "loss"), (("rewards/chosen", "rewards/rejected"), "rewards"),
+              (("rewards/margins",), "reward margin"), (("kl_per_token",), "KL estimate per token"),
+              (("rewards/accuracies",), "accuracy")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.2))
+    for ax, (keys, panel_title) in zip(axes, panels):
+        for key in keys:
+            name_of = key.split("/")[-1] if len(keys) > 1 else ""
+            ax.plot(steps, [r.get(key, math.nan) for r in train], label=name_of or "train")
+            evals = [r for r in rows if f"eval_{key}" in r]
+            if evals:
+                ax.plot([r["step"] for r in evals], [r[f"eval_{key}"] for r in evals], "o-",
+                        label=f"eval {name_of}".strip())
+        if len(keys) > 1 or any(f"eval_{key}" in r for r in rows for key in keys):
             ax.legend()
-        ax.set_title(title)
+        ax.set_title(panel_title)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=100)
     plt.close(fig)

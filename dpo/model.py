@@ -25,11 +25,12 @@ from backends import ModelDefinition
 
 @dataclasses.dataclass(frozen=True)
 class GPTConfig:
-    vocab_size: int = 260
-    hidden: int = 64
-    heads: int = 4
-    depth: int = 2
-    max_len: int = 96
+    vocab_size: int = dataclasses.field(default=260, metadata={"help": "model: vocabulary size"})
+    hidden: int = dataclasses.field(default=64, metadata={"help": "model: width of the residual stream"})
+    heads: int = dataclasses.field(default=4, metadata={"help": "model: attention heads (must divide hidden)"})
+    depth: int = dataclasses.field(default=2, metadata={"help": "model: transformer blocks"})
+    max_len: int = dataclasses.field(default=96, metadata={
+        "help": "model: longest sequence, prompt + completion (its context); longer rows are truncated"})
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

@@ -7,7 +7,8 @@ the fingerprint it was computed under: a digest of each of
 - `reference`: the reference weights (names, dtypes, shapes, bytes);
 - `data`: the pairs, in order (their rows as JSON);
 - `tokenizer`: the tokenizer's own fingerprint (vocabulary, special tokens, chat template);
-- `lengths`: max_len, max_length, max_prompt_length, max_completion_length, truncation_mode.
+- `lengths`: max_len, max_length, max_prompt_length, max_completion_length, truncation_mode,
+  and ld_alpha and bf16, which change the values too.
 A file whose fingerprint matches is reused; any difference recomputes and rewrites
 it, and the message names what changed. A file that cannot be read is recomputed too.
 """
@@ -48,7 +49,9 @@ def fingerprint(reference, pairs, tokenizer, config) -> dict:
         "reference": _digest(weight_chunks()),
         "data": _digest(json.dumps(pair.as_row(), sort_keys=True, ensure_ascii=False) for pair in pairs),
         "tokenizer": _digest([tokenizer.fingerprint()]),
-        "lengths": _digest([config.max_len, *length_settings(config)]),
+        # ld_alpha weighs the log-probs and bf16 rounds them: both change the stored values
+        "lengths": _digest([config.max_len, *length_settings(config), getattr(config, "ld_alpha", None),
+                            getattr(config, "bf16", False)]),
     }
 
 

@@ -23,10 +23,10 @@ import shutil
 import sys
 import uuid
 
-from .checkpoint import CHECKPOINT_PREFIX, list_checkpoints, remove_leftovers
+from .checkpoint import CHECKPOINT_PREFIX, REFERENCE_FILE, list_checkpoints, remove_leftovers
 from .safetensors_io import _fsync_folder
 
-RUN_FILE, REFERENCE_FILE, METRICS_FILE = "run.json", "reference.safetensors", "metrics.jsonl"
+RUN_FILE, METRICS_FILE = "run.json", "metrics.jsonl"
 RUN_FORMAT = "minigrad-dpo-run/1"
 # what a run writes into its folder (besides checkpoint-<step>/): --overwrite removes these and nothing else
 RUN_OUTPUTS = (RUN_FILE, REFERENCE_FILE, METRICS_FILE, "metrics.png")

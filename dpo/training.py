@@ -11,6 +11,7 @@ log-probs are computed once per example and cached; only the policy trains.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -39,16 +40,15 @@ from .metrics import MetricsLog
 from .model import GPTConfig, TinyGPT
 from .progress import Progress
 from .tokenizer import InstructionTokenizer
-
-
-def warmup_factor(warmup_steps: int):
-    """Learning-rate multiplier at update s (0-based): (s + 1) / warmup_steps during
-    warm-up, then 1. Unlike transformers' linear schedule it never starts at 0, so
-    the first update already moves the weights."""
-    def factor(step):
-        return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-
-    return factor
+from .train_options import (
+    make_optimizer,
+    make_scheduler,
+    micro_batches,
+    mix_reference,
+    policy_forward,
+    precision,
+    reference_forward_logps,
+)
 
 
 def freeze(model):
@@ -87,15 +87,25 @@ def _masked_nll(model, batch, backend):
     return -per_token.sum() / count
 
 
-def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3e-3, batch_size: int = 12,
-                    seed: int = 0, max_len: int | None = None, max_grad_norm: float = 1.0, log=None,
-                    divergence_factor: float = DPOConfig.divergence_sft_factor, config=None) -> list:
+def warmup_pretrain(model, pairs, tokenizer=None, steps: int | None = None, lr: float | None = None,
+                    batch_size: int | None = None, seed: int | None = None, max_len: int | None = None,
+                    max_grad_norm: float | None = None, log=None, config=None,
+                    divergence_factor: float | None = None) -> list:
     """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
     completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
-    `log(step, loss)` is called every step when given; `config` supplies the length settings.
+    `log(step, loss)` is called every step when given; `config` (default DPOConfig())
+    supplies the length settings and every argument left None: steps = sft_steps,
+    lr = sft_lr, batch_size, seed, max_grad_norm, divergence_factor = divergence_sft_factor.
     Raises TrainingDiverged when the loss exceeds `divergence_factor` times its first value
     (0: never), and interrupts.RunInterrupted after the step during which a signal arrived
     (see `interrupts.saving_on_interrupt`)."""
+    defaults = config or DPOConfig()
+    steps = defaults.sft_steps if steps is None else steps
+    lr = defaults.sft_lr if lr is None else lr
+    batch_size = defaults.batch_size if batch_size is None else batch_size
+    seed = defaults.seed if seed is None else seed
+    max_grad_norm = defaults.max_grad_norm if max_grad_norm is None else max_grad_norm
+    divergence_factor = defaults.divergence_sft_factor if divergence_factor is None else divergence_factor
     if steps < 0:
         raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
     backend = type(model).backend
@@ -138,7 +148,8 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int = 60, lr: float = 3
 
 def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_size=32, config=None) -> np.ndarray:
     """(n, 2) float64 array: the reference's log-prob of each pair's chosen and
-    rejected completion, computed once (no graph) to be cached for training."""
+    rejected completion, computed once (no graph) to be cached for training.
+    With a `config` whose ld_alpha is set, LD-weighted as the policy's (LD-DPO)."""
     backend = type(reference).backend
     tokenizer = tokenizer or InstructionTokenizer()
     max_len = max_len or reference.config.max_len
@@ -147,7 +158,10 @@ def reference_log_probs(reference, pairs, tokenizer=None, max_len=None, batch_si
     with backend.no_grad():
         for start in range(0, len(pairs), batch_size):
             batch = collate(pairs[start:start + batch_size], tokenizer, max_len, config)
-            logps = backend.to_numpy(sequence_log_prob(reference, batch).logps)
+            if config is not None and (config.ld_alpha is not None or config.bf16):
+                logps = reference_forward_logps(reference, batch, config)
+            else:
+                logps = backend.to_numpy(sequence_log_prob(reference, batch).logps)
             chosen, rejected = batch.chosen_rejected(logps)
             out[start:start + len(chosen), 0] = chosen
             out[start:start + len(chosen), 1] = rejected
@@ -186,14 +200,44 @@ class BatchLoss(NamedTuple):
     policy_rejected: object
 
 
-def dpo_loss_on_batch(policy, batch, ref_logps, config: DPOConfig, bco_state=None, step: int = 0) -> BatchLoss:
+class MeasuredBatchLoss(BatchLoss):
+    """A BatchLoss (it unpacks as one) that also carries `extra`, the metrics besides the
+    rewards: logits/chosen, logits/rejected, kl_per_token, and for a list of loss types each
+    part's unweighted mean loss, loss/<type>, with nll_loss = loss/sft."""
+
+    def __new__(cls, loss, output, policy_chosen, policy_rejected, extra):
+        self = super().__new__(cls, loss, output, policy_chosen, policy_rejected)
+        self.extra = extra
+        return self
+
+
+def _part_losses(config, backend, batch, pc, pr, ref, bco_state) -> dict:
+    """Each listed loss type's unweighted batch-mean loss, for the metrics (no graph)."""
+    names = [config.loss_type] if isinstance(config.loss_type, str) else list(config.loss_type)
+    out = {}
+    if len(names) > 1 or names == ["sft"]:
+        kwargs = _loss_kwargs(config, backend, batch, None)
+        with backend.no_grad():
+            for name in names:
+                part = dpo_loss(pc.detach(), pr.detach(), ref[:, 0], ref[:, 1],
+                                **{**kwargs, "loss_type": name, "loss_weights": None,
+                                   "bco_state": copy.deepcopy(bco_state) if name == "bco_pair" else None})
+                out[f"loss/{name}"] = float(np.mean(backend.to_numpy(part.losses)))
+    if "loss/sft" in out:
+        out["nll_loss"] = out["loss/sft"]
+    return out
+
+
+def dpo_loss_on_batch(policy, batch, ref_logps, config: DPOConfig, bco_state=None,
+                      step: int = 0) -> MeasuredBatchLoss:
     """The DPO loss of `policy` on a collated batch against cached reference log-probs
     `ref_logps` ((B, 2) array: chosen, rejected): one policy forward of the 2B rows,
     then `dpo_loss`; mean over the B pairs. Nothing is stepped, so gradients can be
     taken (`.loss.backward()`) and compared. Raises TrainingDiverged naming `step`
     when the policy's log-probs or the loss are not finite."""
     backend = type(policy).backend
-    logps = sequence_log_prob(policy, batch).logps
+    forward = policy_forward(policy, batch, config)
+    logps = forward.logps
     values = backend.to_numpy(logps)
     if not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
@@ -201,27 +245,47 @@ def dpo_loss_on_batch(policy, batch, ref_logps, config: DPOConfig, bco_state=Non
                                "stopped before updating the weights")
     policy_chosen, policy_rejected = batch.chosen_rejected(logps)
     ref = backend.tensor(np.asarray(ref_logps, dtype=np.float64))
+    state_before = copy.deepcopy(bco_state)
     output = dpo_loss(policy_chosen, policy_rejected, ref[:, 0], ref[:, 1],
                       **_loss_kwargs(config, backend, batch, bco_state))
-    loss = output.losses.mean()
+    per_example = output.losses
+    if forward.wpo_weights is not None:  # WPO: each pair's loss times w_c·w_r (a constant)
+        per_example = per_example * backend.tensor(forward.wpo_weights)
+    loss = per_example.mean()
     value = float(loss.item())
     if not math.isfinite(value):
         raise TrainingDiverged(f"DPO step {step}: the loss is {value}; stopped before updating the weights")
-    return BatchLoss(loss, output, policy_chosen, policy_rejected)
+    lengths = np.maximum(batch.completion_lengths, 1)
+    ref_rows = np.concatenate([np.asarray(ref_logps, dtype=np.float64)[:, 0], np.asarray(ref_logps)[:, 1]])
+    extra = {"logits/chosen": forward.logits_chosen, "logits/rejected": forward.logits_rejected,
+             "kl_per_token": float(np.mean((np.asarray(values, dtype=np.float64) - ref_rows) / lengths)),
+             **_part_losses(config, backend, batch, policy_chosen, policy_rejected, ref, state_before)}
+    return MeasuredBatchLoss(loss, output, policy_chosen, policy_rejected, extra)
 
 
 def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=None, bco_state=None,
              step: int = 0) -> dict:
-    """One DPO update on a collated batch: `dpo_loss_on_batch`, backward, gradient
-    clipping at config.max_grad_norm, optimizer (and schedule) step. Returns the
-    batch metrics (TRL's names, plus grad_norm and the lr this update used).
+    """One DPO update: `dpo_loss_on_batch`, backward, gradient clipping at
+    config.max_grad_norm, optimizer (and schedule) step. `batch` may be a list of
+    micro-batches (gradient accumulation) with `ref_logps` the matching list: each
+    micro-batch's mean loss is weighted by its share of the pairs, so the update equals
+    one batch of all of them. Returns the batch metrics (TRL's names: loss, rewards/*,
+    logps/*, logits/*, grad_norm, learning_rate the update used, and per-part losses).
     Raises TrainingDiverged, before touching the weights, on non-finite log-probs,
     loss or gradient norm."""
     backend = type(policy).backend
-    loss, output, policy_chosen, policy_rejected = dpo_loss_on_batch(policy, batch, ref_logps, config, bco_state,
-                                                                     step)
+    batches = batch if isinstance(batch, list) else [batch]
+    refs = ref_logps if isinstance(batch, list) else [ref_logps]
+    total = sum(b.batch_size for b in batches)
     optimizer.zero_grad()
-    loss.backward()
+    parts = []
+    for micro, ref in zip(batches, refs):
+        result = dpo_loss_on_batch(policy, micro, ref, config, bco_state, step)
+        share = micro.batch_size / total
+        (result.loss * share if len(batches) > 1 else result.loss).backward()
+        metrics = preference_metrics(result.output, result.policy_chosen, result.policy_rejected, backend)
+        metrics.update(result.extra, loss=float(result.loss.item()))
+        parts.append((share, metrics))
     grad_norm = backend.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
     if not math.isfinite(grad_norm):
         raise TrainingDiverged(f"DPO step {step}: the gradient norm is {grad_norm}; stopped before updating")
@@ -229,9 +293,8 @@ def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=N
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
-    metrics = preference_metrics(output, policy_chosen, policy_rejected, backend)
-    metrics["loss"] = float(loss.item())
-    metrics.update(grad_norm=grad_norm, lr=lr)
+    metrics = {key: sum(share * m[key] for share, m in parts) for key in parts[0][1]}
+    metrics.update(grad_norm=grad_norm, learning_rate=lr)
     return metrics
 
 
@@ -255,7 +318,7 @@ class TrainResult:
         return [row[key] for row in self.history if key in row]
 
 
-def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, batch_size=32, prefix="eval/",
+def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, batch_size=32, prefix="eval_",
                    ref_logps=None):
     """Pair-weighted mean metrics of the policy against the reference on `pairs`
     (no update, no graph). `ref_logps`: the reference's (n, 2) log-probs of `pairs`
@@ -272,13 +335,29 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
             batch = collate(chunk, tokenizer, config.max_len, config)
-            policy_logps = sequence_log_prob(policy, batch).logps
+            forward = policy_forward(policy, batch, config)
             ref = backend.tensor(np.asarray(ref_logps[start:start + len(chunk)], dtype=np.float64))
-            pc, pr = batch.chosen_rejected(policy_logps)
+            pc, pr = batch.chosen_rejected(forward.logps)
             output = dpo_loss(pc, pr, ref[:, 0], ref[:, 1], **_loss_kwargs(config, backend, batch, None))
-            rows.append((len(chunk), preference_metrics(output, pc, pr, backend, prefix)))
+            metrics = preference_metrics(output, pc, pr, backend, prefix)
+            if forward.wpo_weights is not None:
+                weighted = backend.to_numpy(output.losses).astype(np.float64) * forward.wpo_weights
+                metrics[f"{prefix}loss"] = float(weighted.mean())
+            metrics[f"{prefix}logits/chosen"] = forward.logits_chosen
+            metrics[f"{prefix}logits/rejected"] = forward.logits_rejected
+            rows.append((len(chunk), metrics))
     total = sum(n for n, _ in rows)
     return {k: sum(n * m[k] for n, m in rows) / total for k in rows[0][1]}
+
+
+def _sync_reference(policy, reference, pairs, eval_pairs, tokenizer, config):
+    """TR-DPO: mix the policy into the reference, then recompute the cached reference
+    log-probs, which the new reference weights invalidate. Returns (train, eval) caches."""
+    mix_reference(policy, reference, config.ref_model_mixup_alpha)
+    train_cache = reference_log_probs(reference, pairs, tokenizer, config.max_len, config=config)
+    eval_cache = reference_log_probs(reference, eval_pairs, tokenizer, config.max_len, config=config) \
+        if eval_pairs else None
+    return train_cache, eval_cache
 
 
 def _reference_cache(reference, pairs, tokenizer, config, out_dir, name):
@@ -326,9 +405,11 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
               eval_pairs=None, resume_from=None, on_log=None) -> TrainResult:
     """Train `policy` with DPO against the frozen `reference` on `pairs`.
 
-    AdamW (config.lr, weight_decay), linear warm-up over config.warmup_steps, clipping
-    at config.max_grad_norm, config.batch_size pairs per step, config.epochs epochs
-    (or config.max_steps), seeded shuffling. Held-out pairs: `eval_pairs`, or
+    config.optim at config.lr (weight_decay), config.lr_scheduler_type with its warm-up,
+    clipping at config.max_grad_norm, config.batch_size pairs per micro-batch and
+    config.gradient_accumulation_steps micro-batches per update, config.epochs epochs
+    (or config.max_steps), seeded shuffling; ld_alpha, use_weighting, sync_ref_model
+    and bf16 as in TRL (see `dpo.train_options`). Held-out pairs: `eval_pairs`, or
     config.eval_fraction of `pairs`. With `out_dir`: metrics to out_dir/metrics.jsonl
     and a checkpoint folder out_dir/checkpoint-<step>/ (see `dpo/checkpoint.py`) every
     config.checkpoint_every steps and at the end, at most config.save_total_limit of
@@ -351,12 +432,15 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     if not pairs:
         raise ValueError("train_dpo: no training pairs")
 
+    with precision(backend, config):  # the backend refuses bf16 here, before any work, where it has none
+        pass
     ref_cache = _reference_cache(reference, pairs, tokenizer, config, out_dir, "train")
-    steps_per_epoch = math.ceil(len(pairs) / config.batch_size)
+    pairs_per_update = config.batch_size * config.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(len(pairs) / pairs_per_update)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     policy.train()
-    optimizer = backend.optimizer("adamw", policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = backend.lambda_lr(optimizer, warmup_factor(config.warmup_steps))
+    optimizer = make_optimizer(backend, policy.parameters(), config)
+    scheduler = make_scheduler(backend, optimizer, config, total_steps)
     bco_state = RunningMean() if "bco_pair" in np.atleast_1d(config.loss_type) else None
 
     step = 0
@@ -394,10 +478,12 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
             epoch = (step - 1) // steps_per_epoch if step else 0  # the epoch of the last update
             extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
             extra["grad_norms"] = list(monitor.norms)  # the divergence test's window, so a resume sees it too
+            moved = config.sync_ref_model  # TR-DPO moved the reference: it goes into the checkpoint, for a resume
             written = save_checkpoint(os.path.join(out_dir, checkpoint_name(step)), policy, config,
                                       optimizer=optimizer, scheduler=scheduler, step=step, epoch=epoch, extra=extra,
-                                      reference=reference_fingerprint, log_history=earlier_log + history,
-                                      max_steps=total_steps)
+                                      reference=weights_fingerprint(reference.export_weights()) if moved
+                                      else reference_fingerprint, reference_model=reference if moved else None,
+                                      log_history=earlier_log + history, max_steps=total_steps)
             written_step = step
             rotate_checkpoints(out_dir, config.save_total_limit)
 
@@ -409,29 +495,35 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     indices = list(range(len(pairs)))
     epoch = step // steps_per_epoch
     if eval_pairs and step and step % steps_per_epoch == 0 and not any(
-            row.get("step") == step and "eval/loss" in row for row in earlier_log):
+            row.get("step") == step and "eval_loss" in row for row in earlier_log):
         # the checkpoint ended an epoch and was written before that epoch's evaluation: do it now
-        emit({"step": step, "epoch": epoch - 1, **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer,
-                                                                 ref_logps=eval_ref_cache)})
+        emit({"step": step, "epoch": step / steps_per_epoch,
+              **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer, ref_logps=eval_ref_cache)})
     with Progress(total_steps - step, "dpo") as bar:
         while step < total_steps:
-            for position, chunk in enumerate(iterate_batches(indices, config.batch_size, config.seed, epoch=epoch)):
+            for position, chunk in enumerate(iterate_batches(indices, pairs_per_update, config.seed, epoch=epoch)):
                 if epoch * steps_per_epoch + position < step:
                     continue  # done before the checkpoint we resumed from
-                batch = collate([pairs[i] for i in chunk], tokenizer, config.max_len, config)
+                parts = micro_batches(list(chunk), config.batch_size)
+                batches = [collate([pairs[i] for i in part], tokenizer, config.max_len, config)
+                           for part in parts]
                 try:
-                    metrics = dpo_step(policy, batch, ref_cache[chunk], optimizer, config, scheduler, bco_state,
-                                       step=step + 1)
-                    monitor.dpo(step + 1, metrics, batch.chosen_rejected(batch.completion_lengths)[0])
+                    metrics = dpo_step(policy, batches, [ref_cache[part] for part in parts], optimizer, config,
+                                       scheduler, bco_state, step=step + 1)
+                    monitor.dpo(step + 1, metrics, np.concatenate([b.chosen_rejected(b.completion_lengths)[0]
+                                                                   for b in batches]))
                 except TrainingDiverged as error:
                     if written is None:
                         raise
                     raise TrainingDiverged(f"{error}; the last checkpoint, {written} (step {written_step}), "
                                            "is intact") from None
                 step += 1
+                if config.sync_ref_model and step % config.ref_model_sync_steps == 0:
+                    ref_cache, eval_ref_cache = _sync_reference(policy, reference, pairs, eval_pairs, tokenizer,
+                                                                config)
                 if step % config.log_every == 0 or step == total_steps:
                     bar.clear()
-                    emit({"step": step, "epoch": epoch, **metrics})
+                    emit({"step": step, "epoch": step / steps_per_epoch, **metrics})
                 bar.update(loss=metrics["loss"])
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
                     save()
@@ -440,8 +532,8 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 stop_if_interrupted()
             if eval_pairs:
                 bar.clear()
-                emit({"step": step, "epoch": epoch, **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer,
-                                                                     ref_logps=eval_ref_cache)})
+                emit({"step": step, "epoch": step / steps_per_epoch,
+                      **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer, ref_logps=eval_ref_cache)})
             epoch += 1
     if step > start_step or resume_from is None:
         save()

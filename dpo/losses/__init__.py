@@ -17,12 +17,12 @@ default reverse KL); Δ = s(c) - s(r); L_c, L_r completion token counts;
     hinge         max(0, 1 - βΔ)                                    -β s'(c) where βΔ < 1, else 0
     exo_pair      σ(βΔ)(log σ(βΔ) - log(1-ε))                       β s'(c) σ'(βΔ)(βΔ - log((1-ε)/ε))
                    + σ(-βΔ)(log σ(-βΔ) - log ε)
-    nca_pair      -log σ(a) - ½log σ(-a) - ½log σ(-b),              β s'(c)(½σ(a) - σ(-a))
-                   a = βs(c), b = βs(r)
-    bco_pair      -log σ(βs(c) - δ) - log σ(-(βs(r) - δ))           -β s'(c) σ(δ - βs(c))
-    sppo_hard     (s(c) - 1/(2β))² + (s(r) + 1/(2β))²               2(s(c) - 1/(2β)) s'(c)
+    nca_pair      -log σ(a) - ½log σ(-a) - ½log σ(-b),              β(½σ(a) - σ(-a))
+                   a = βc, b = βr
+    bco_pair      -log σ(βc - δ) - log σ(-(βr - δ))                 -β σ(δ - βc)
+    sppo_hard     (c - 1/(2β))² + (r + 1/(2β))²                     2(c - 1/(2β))
     apo_zero      1 - σ(βc) + σ(βr)                                 -β σ'(βc)
-    apo_down      σ(βc) + 1 - σ(βΔ)                                 β σ'(βc) - β s'(c) σ'(βΔ)
+    apo_down      σ(βc) + 1 - σ(β(c - r))                           β σ'(βc) - β σ'(β(c - r))
     aot           smoothed logistic of β(sort(π_c-π_r) - sort(ρ_c-ρ_r))   slope at example i's rank
     aot_unpaired  smoothed logistic of β(sort(c) - sort(r))         slope at example i's rank
     discopop      (1-m)(-log σ(z)) + m e^(-z),  z = βΔ, m = σ(z/τ)  β s'(c)(m'(e^(-z) + log σ(z))
@@ -48,9 +48,14 @@ for discopop; and deliberately down where |c| < |Δ| for apo_down.
 
 Hyper-parameter defaults follow TRL (beta 0.1, gamma 0.5, f_alpha 0.5,
 discopop_tau 0.05, ipo averaged per token). Reference-free types (simpo, orpo,
-sft) accept None references and ignore f_divergence; so do aot, aot_unpaired,
-apo_zero (raw log-ratios). bco_pair's running reward shift is explicit state:
-`RunningMean`.
+sft) accept None references. A non-default f_divergence is refused, as TRL
+refuses it, for the types without a valid generalisation: nca_pair, bco_pair,
+sppo_hard, apo_zero, apo_down, aot, aot_unpaired (and the reference-free simpo
+and orpo, which have no log-ratio to score); so the formulas of those types use
+the raw log-ratios c, r. bco_pair's running reward shift is explicit state:
+`RunningMean` (TRL 1.16 has none: δ = 0, as with `bco_state=None`). Where a
+type differs from TRL 1.16 (label smoothing on sigmoid, ORPO's and sft's NLL
+averaging, ...) is listed in docs/loss-variants.md.
 """
 
 from .divergences import F_DIVERGENCES

@@ -35,7 +35,9 @@ class LossType:
     needs_reference: bool = True
     needs_lengths: tuple = ()  # which of ("chosen", "rejected") lengths it reads
     lengths_only_if_averaged: bool = False  # ipo: lengths are needed only with ipo_average=True
-    uses_f_divergence: bool = True  # False: reads raw log-probs / log-ratios; f_divergence is ignored
+    # False: no valid f-divergence generalisation (raw log-probs or log-ratios, or each completion's own
+    # reward, where f-DPO's log Z(x) does not cancel); a non-default f_divergence is refused, as in TRL
+    uses_f_divergence: bool = True
 
 
 @dataclasses.dataclass

@@ -55,6 +55,11 @@ def resolve_options(where, loss_type, loss_weights, f_divergence, f_alpha, beta,
     if f_divergence not in F_DIVERGENCES:
         raise ValueError(f"{where}: unknown f_divergence {f_divergence!r}; "
                          f"choose from: {', '.join(F_DIVERGENCES)}")
+    if f_divergence != "reverse_kl":
+        refused = [n for n in names if not LOSS_TYPES[n].uses_f_divergence]
+        if refused:
+            raise ValueError(f"{where}: f_divergence {f_divergence!r} has no valid generalisation for loss type(s) "
+                             f"{', '.join(refused)} (TRL refuses it too); use f_divergence='reverse_kl' with them")
     f_alpha = _finite_number(where, "f_alpha", f_alpha)
     beta = _finite_number(where, "beta", beta)
     if beta <= 0:

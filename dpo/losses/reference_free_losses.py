@@ -1,11 +1,24 @@
 """Reference-free losses: no reference model, length-normalised policy log-probs.
 
 They read a_c = π_c/L_c and a_r = π_r/L_r, the average log-prob per completion
-token; reference log-probs may be None (and are ignored if given), and so is
-`f_divergence`. TRL implements these in its CPO (simpo) and ORPO trainers;
-their NLL terms there average over all chosen tokens of the batch at once,
-here per example (−π_c/L_c, the RPO paper's form). The two agree when every
-chosen completion has the same length. Notation: see `loss_type.py`.
+token; reference log-probs may be None (and are ignored if given); a non-default
+`f_divergence` is refused for simpo and orpo (there is no log-ratio to score).
+TRL implements simpo in its CPOTrainer and orpo in its ORPOTrainer (both in
+`trl.experimental` in 1.16); their preference terms agree with these.
+
+The NLL terms differ. Here it is per example, over the completion only:
+−π_c/L_c, then the batch mean (the RPO paper's form; `sft` in a list of loss
+types is the same term). TRL's DPOTrainer `sft` averages over all chosen
+completion tokens of the batch at once, which equals this only when every
+chosen completion has the same length. TRL's ORPOTrainer takes the NLL over the
+chosen rows' prompt *and* completion tokens (cross-entropy over every
+non-padding token), so it differs even when all completion lengths are equal.
+That prompt-and-completion NLL is not
+offered: it trains the model to produce prompts, which carry no preference; the
+ORPO paper's L_SFT is the NLL of the chosen response given the prompt; and
+`dpo_loss` takes summed completion log-probs (`dpo.logprobs` masks the prompt
+out), so the prompt term would need a second log-prob path through every
+backend. Notation: see `loss_type.py`.
 """
 
 from .loss_type import LossType
@@ -53,7 +66,9 @@ def _log_odds_ratio(q):
 
 def orpo_loss(q):
     """ORPO (Hong et al. 2024; TRL's ORPOTrainer, λ = beta = 0.1 there too): NLL of the chosen
-    completion plus an odds-ratio preference term, on average log-probs a = π/L:
+    completion plus an odds-ratio preference term, on average log-probs a = π/L. The
+    odds-ratio term equals TRL's; the NLL term is over completion tokens only, where TRL's
+    covers the prompt too (see the module docstring):
 
         lo = (a_c - a_r) - (log(1 - e^a_c) - log(1 - e^a_r))          (log odds ratio)
         ℓ = -a_c - β·log σ(lo)
@@ -100,5 +115,6 @@ BOTH = ("chosen", "rejected")
 TYPES = (
     LossType("simpo", simpo_loss, simpo_grad, needs_reference=False, needs_lengths=BOTH, uses_f_divergence=False),
     LossType("orpo", orpo_loss, orpo_grad, needs_reference=False, needs_lengths=BOTH, uses_f_divergence=False),
-    LossType("sft", sft_loss, sft_grad, needs_reference=False, needs_lengths=("chosen",), uses_f_divergence=False),
+    # sft reads no score, so any f_divergence leaves it unchanged; TRL accepts the pair too
+    LossType("sft", sft_loss, sft_grad, needs_reference=False, needs_lengths=("chosen",)),
 )

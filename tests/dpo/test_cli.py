@@ -160,20 +160,21 @@ def test_pairs_cut_to_fit_max_len_are_reported(capsys, tmp_path):
 
 def test_unknown_loss_type(capsys, tmp_path):
     fails_with_one_line(capsys, ["train", "--loss-type", "dpo", "--out", str(tmp_path)],
-                        "argument --loss-type: unknown loss type dpo; choose from: sigmoid")
+                        "argument --loss-type: DPOConfig: unknown loss_type 'dpo'; choose from: sigmoid")
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--lr", "-1"], "argument --lr: expected a positive number, got '-1'"),
-    (["train", "--beta", "nan"], "argument --beta: expected a positive number, got 'nan'"),
-    (["train", "--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
-    (["train", "--batch-size", "two"], "argument --batch-size: expected a positive integer, got 'two'"),
-    (["train", "--eval-fraction", "1.5"], "argument --eval-fraction: expected a number in [0, 1)"),
-    (["train", "--label-smoothing", "0.5"], "DPOConfig: label_smoothing must be in [0, 0.5), got 0.5"),
-    (["train", "--label-smoothing", "-0.1"], "DPOConfig: label_smoothing must be in [0, 0.5), got -0.1"),
-    (["train", "--loss-weights", "1,x"], "argument --loss-weights: expected comma-separated finite numbers"),
-    (["train", "--sft-steps", "-2"], "argument --sft-steps: expected an integer >= 0"),
-    (["train", "--seed", "-1"], "argument --seed: expected an integer >= 0"),
+    (["train", "--lr", "-1"], "argument --learning-rate: DPOConfig.lr must be a positive number, got -1.0"),
+    (["train", "--beta", "nan"], "argument --beta: DPOConfig: beta must be finite, got nan"),
+    (["train", "--epochs", "0"], "argument --num-train-epochs: DPOConfig.epochs must be a positive int, got 0"),
+    (["train", "--batch-size", "two"],
+     "argument --per-device-train-batch-size/--batch-size: expected an integer, got 'two'"),
+    (["train", "--eval-fraction", "1.5"], "argument --eval-fraction: DPOConfig.eval_fraction must be in [0, 1)"),
+    (["train", "--label-smoothing", "0.5"],
+     "argument --label-smoothing: DPOConfig: label_smoothing must be in [0, 0.5), got 0.5"),
+    (["train", "--loss-weights", "1,x"], "argument --loss-weights: expected comma-separated numbers"),
+    (["train", "--sft-steps", "-2"], "argument --sft-steps: DPOConfig.sft_steps must be a non-negative int, got -2"),
+    (["train", "--seed", "-1"], "argument --seed: DPOConfig.seed must be a non-negative int, got -1"),
     (["train", "--loss-type", "sigmoid,sft", "--loss-weights", "1"], "1 loss_weights for 2 loss types"),
     (["train", "--loss-type", "exo_pair"], "'exo_pair' needs label_smoothing"),
     (["generate", "--checkpoint", "c", "--prompt", "p", "--temperature", "-1"], "argument --temperature"),

@@ -201,8 +201,9 @@ def test_cli_generate_bad_input(capsys, checkpoint, extra, message):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--max-length", "0"], "--max-length: expected a positive integer, got '0'"),
-    (["--truncation-mode", "left"], "--truncation-mode: invalid choice: 'left'"),
+    (["--max-length", "0"], "--max-length: DPOConfig.max_length must be a positive int, got 0"),
+    (["--truncation-mode", "left"],
+     "--truncation-mode: DPOConfig.truncation_mode must be 'keep_start' or 'keep_end', got 'left'"),
     (["--max-length", "500"], "DPOConfig.max_length 500 exceeds the model's context (model.max_len 96)"),
 ])
 def test_cli_bad_length_options(capsys, tmp_path, extra, message):

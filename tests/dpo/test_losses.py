@@ -222,14 +222,45 @@ def test_rpo_combines_dpo_and_sft_with_weights(be):
 
 
 @pytest.mark.parametrize("divergence,chosen_score,rejected_score", [
-    ("forward_kl", -math.exp(-1.0), -math.exp(2.0)),                    # -e^(-u)
-    ("js_divergence", -softplus(-1.0), -softplus(2.0)),                 # log σ(u)
-    ("alpha_divergence", math.exp(-0.5) / -0.5, math.exp(1.0) / -0.5),  # e^((α-1)u)/(α-1), α = 0.5
+    ("forward_kl", 1.0 - math.exp(-1.0), 1.0 - math.exp(2.0)),                          # 1 - e^(-u)
+    ("js_divergence", LOG2 - softplus(-1.0), LOG2 - softplus(2.0)),                      # log 2 + log σ(u)
+    ("alpha_divergence", (math.exp(-0.5) - 1) / -0.5, (math.exp(1.0) - 1) / -0.5),       # (e^((α-1)u) - 1)/(α-1)
 ])
 def test_f_divergence_scores_by_hand(be, divergence, chosen_score, rejected_score):
-    # c = 1, r = -2
+    # c = 1, r = -2; sigmoid reads the difference, sigmoid_norm each score over its own length (3 and 5 tokens)
     out = losses(be, "sigmoid", [-9.0], [-12.0], [-10.0], [-10.0], beta=0.5, f_divergence=divergence, f_alpha=0.5)
     np.testing.assert_allclose(out, [softplus(-0.5 * (chosen_score - rejected_score))], rtol=1e-13)
+    out = losses(be, "sigmoid_norm", [-9.0], [-12.0], [-10.0], [-10.0], beta=0.5, f_divergence=divergence,
+                 f_alpha=0.5, chosen_lengths=[3], rejected_lengths=[5])
+    np.testing.assert_allclose(out, [softplus(-0.5 * (chosen_score / 3 - rejected_score / 5))], rtol=1e-13)
+
+
+DIVERGENCES = [("reverse_kl", 0.5), ("forward_kl", 0.5), ("js_divergence", 0.5), ("alpha_divergence", 0.5),
+               ("alpha_divergence", -0.7), ("alpha_divergence", 2.0)]
+
+
+@pytest.mark.parametrize("divergence,alpha", DIVERGENCES)
+def test_policy_equal_to_reference_gives_trls_values_for_any_lengths(be, divergence, alpha):
+    """Every score is 0 at u = 0, so averaged ipo is 1/(4β²) and sigmoid_norm log 2 whatever the lengths."""
+    rng = np.random.default_rng(0)
+    logps = -rng.uniform(5, 50, size=6)
+    other = -rng.uniform(5, 50, size=6)
+    lengths = dict(chosen_lengths=rng.integers(1, 40, size=6), rejected_lengths=rng.integers(1, 40, size=6))
+    for beta in (0.1, 0.7):
+        kwargs = dict(beta=beta, f_divergence=divergence, f_alpha=alpha, **lengths)
+        ipo = losses(be, "ipo", logps, other, logps, other, **kwargs)
+        np.testing.assert_allclose(ipo, np.full(6, 1.0 / (4.0 * beta**2)), rtol=1e-13)
+        norm = losses(be, "sigmoid_norm", logps, other, logps, other, **kwargs)
+        np.testing.assert_allclose(norm, np.full(6, LOG2), rtol=1e-13)
+
+
+@pytest.mark.parametrize("divergence,alpha", DIVERGENCES)
+def test_each_f_divergence_score_is_zero_at_zero(divergence, alpha):
+    from dpo.losses import F_DIVERGENCES
+    from dpo.losses.ops import NumpyOps
+
+    score = F_DIVERGENCES[divergence].score(np.zeros(3), alpha, NumpyOps())
+    np.testing.assert_array_equal(score, np.zeros(3))
 
 
 def test_alpha_divergence_at_alpha_1_is_reverse_kl(be):

@@ -38,6 +38,17 @@ def test_bad_options(kwargs, match):
         call(**kwargs)
 
 
+@pytest.mark.parametrize("loss_type", ["nca_pair", "bco_pair", "sppo_hard", "apo_zero", "apo_down", "aot",
+                                       "aot_unpaired", "simpo", "orpo"])
+@pytest.mark.parametrize("divergence", ["forward_kl", "js_divergence", "alpha_divergence"])
+def test_f_divergence_refused_where_it_does_not_generalise(loss_type, divergence):
+    with pytest.raises(ValueError, match=rf"dpo_loss: f_divergence '{divergence}' has no valid generalisation for "
+                                         rf"loss type\(s\) {loss_type} \(TRL refuses it too\); use "
+                                         r"f_divergence='reverse_kl'"):
+        call(loss_type=["sigmoid", loss_type], f_divergence=divergence, chosen_lengths=[3, 4], rejected_lengths=[5, 2])
+    call(loss_type=["sigmoid", "sft"], f_divergence=divergence, chosen_lengths=[3, 4])  # sft reads no score: accepted
+
+
 def test_non_numeric_option():
     with pytest.raises(TypeError, match="dpo_loss: beta must be a number, got str"):
         call(beta="0.1")

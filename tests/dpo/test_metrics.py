@@ -1,5 +1,7 @@
-"""Metrics: metrics.jsonl rows carry exactly TRL's names plus grad_norm, lr, step, epoch (eval rows
-the eval/ names); the PNG plot is written, and without matplotlib a one-line note instead."""
+"""Metrics: metrics.jsonl rows carry exactly TRL's names (learning_rate, a fractional epoch,
+logits/*, grad_norm, eval_ for the held-out split) plus kl_per_token; a combined loss adds
+each part's loss and nll_loss; the PNG plot is written, and without matplotlib a one-line
+note instead."""
 
 import json
 import math
@@ -14,9 +16,9 @@ from dpo.training import build_models, train_dpo
 from tests.dpo.pipeline_setup import backend, pairs, tiny_config
 
 TRL_NAMES = {"loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
-             "logps/chosen", "logps/rejected"}
-TRAIN_KEYS = TRL_NAMES | {"grad_norm", "lr", "step", "epoch"}
-EVAL_KEYS = {f"eval/{name}" for name in TRL_NAMES} | {"step", "epoch"}
+             "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected"}
+TRAIN_KEYS = TRL_NAMES | {"grad_norm", "learning_rate", "step", "epoch", "kl_per_token"}
+EVAL_KEYS = {f"eval_{name}" for name in TRL_NAMES} | {"step", "epoch"}
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +36,11 @@ def test_rows_carry_exactly_the_trl_names(logged_run):
     rows = read_metrics(out / "metrics.jsonl")
     assert rows == result.history
     train = [row for row in rows if "loss" in row]
-    evals = [row for row in rows if "eval/loss" in row]
+    evals = [row for row in rows if "eval_loss" in row]
     assert len(train) + len(evals) == len(rows)
     assert [row["step"] for row in train] == [1, 2, 3, 4, 5, 6]
-    assert [row["step"] for row in evals] == [3, 6] and [row["epoch"] for row in evals] == [0, 1]
+    assert [row["step"] for row in evals] == [3, 6] and [row["epoch"] for row in evals] == [1.0, 2.0]
+    assert [row["epoch"] for row in train] == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
     assert all(set(row) == TRAIN_KEYS for row in train)
     assert all(set(row) == EVAL_KEYS for row in evals)
 
@@ -49,12 +52,22 @@ def test_row_values_are_consistent(logged_run):
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
     assert first["rewards/chosen"] == first["rewards/rejected"] == first["rewards/margins"] == 0.0
     for row in result.history:
-        prefix = "eval/" if "eval/loss" in row else ""
+        prefix = "eval_" if "eval_loss" in row else ""
         margin = row[f"{prefix}rewards/chosen"] - row[f"{prefix}rewards/rejected"]
         assert row[f"{prefix}rewards/margins"] == pytest.approx(margin, abs=1e-6)
         assert 0.0 <= row[f"{prefix}rewards/accuracies"] <= 1.0
         assert row[f"{prefix}logps/chosen"] < 0 and row[f"{prefix}logps/rejected"] < 0
-    assert all(isinstance(row["step"], int) and isinstance(row["epoch"], int) for row in result.history)
+    assert all(isinstance(row["step"], int) and isinstance(row["epoch"], float) for row in result.history)
+    assert first["kl_per_token"] == 0.0  # policy = reference at the first step
+
+
+def test_combined_loss_logs_each_part_and_nll_loss():
+    config = tiny_config(max_steps=2, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.25], log_every=1)
+    policy, reference = build_models(config, backend=backend("numpy"))
+    first = train_dpo(policy, reference, pairs(), config).history[0]
+    assert first["loss/sigmoid"] == pytest.approx(math.log(2), abs=1e-12)  # policy = reference
+    assert first["nll_loss"] == first["loss/sft"] > 0
+    assert first["loss"] == pytest.approx(first["loss/sigmoid"] + 0.25 * first["nll_loss"], rel=1e-12)
 
 
 def test_log_every():

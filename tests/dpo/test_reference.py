@@ -75,7 +75,7 @@ def test_reference_log_probs_are_computed_once_per_example(backend_name, monkeyp
         config = tiny_config(max_steps=None, epochs=epochs, eval_fraction=0.25)
         result = train_dpo(policy, reference, pairs(), config)
         assert result.steps == epochs * 3  # 9 train pairs in batches of 4
-        assert len([row for row in result.history if "eval/loss" in row]) == epochs
+        assert len([row for row in result.history if "eval_loss" in row]) == epochs
         counts.append(len(calls))
     # 9 + 3 pairs each fit one batch of 32: one forward for the train cache, one for the eval cache
     assert counts == [2, 2]

@@ -275,7 +275,7 @@ def test_an_interrupt_at_the_end_of_an_epoch_keeps_its_evaluation(tmp_path):
     be = backend("numpy", "float32")
     policy, reference = build_models(config, backend=be)
     whole = train_dpo(policy, reference, pairs(10), config, out_dir=tmp_path / "whole")
-    assert [row["step"] for row in whole.history if "eval/loss" in row] == [2, 4, 6]
+    assert [row["step"] for row in whole.history if "eval_loss" in row] == [2, 4, 6]
 
     def signal_at_step_2(row):
         if row["step"] == 2 and "loss" in row:
