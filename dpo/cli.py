@@ -447,7 +447,8 @@ def _resume_plan(args):
     changes = config_changes(checkpoint.config, config)
     if changes:
         raise UsageError(f"--resume {checkpoint.path}: the options change the run's configuration ({changes}); "
-                         "only --epochs, --max-steps, --checkpoint-every and --save-total-limit may change")
+                         "only its length (--num-train-epochs, --max-steps) and how it is saved, logged and watched "
+                         "may change")
     data = run_folder.resume_data(run, args.data, out)
     args.skip_invalid = args.skip_invalid or bool(run["data"].get("skip_invalid"))  # the same rows as the run's
     return out, checkpoint, config, data
