@@ -89,7 +89,7 @@ class DPOConfig:
     eval_fraction: float = option(0.0, help="share of pairs held out for evaluation, in [0, 1)")
     log_every: int = option(1, trl="logging_steps", aliases=("log_every",), help="steps between metric rows")
     checkpoint_every: int = option(0, trl="save_steps", aliases=("checkpoint_every",),
-                                   help="steps between checkpoints (0: only at the end)")
+                                   help="steps between checkpoints (0: only at the end and on an interrupt)")
     sft_steps: int = option(60, help="SFT warm-up steps on prompt + chosen before DPO (when no --init is given)")
     sft_lr: float = option(3e-3, help="SFT warm-up learning rate")
     save_total_limit: int | None = option(None, trl="save_total_limit",
