@@ -3,34 +3,55 @@
     python -m dpo demo                                   # the whole lesson on the twelve triples
     python -m dpo sft --data prefs.jsonl --out runs/a    # SFT warm-up -> runs/a/sft.safetensors
     python -m dpo train --init runs/a/sft.safetensors --data prefs.jsonl --out runs/a
-    python -m dpo eval --checkpoint runs/a/checkpoint.safetensors --data prefs.jsonl
-    python -m dpo generate --checkpoint runs/a/checkpoint.safetensors --prompt "Compute 2 + 3."
+    python -m dpo train --resume --out runs/a                # continue from the newest checkpoint
+    python -m dpo eval --checkpoint runs/a/checkpoint-60 --data prefs.jsonl
+    python -m dpo generate --checkpoint runs/a --prompt "Compute 2 + 3."   # a run folder: its newest checkpoint
     python -m dpo frontier --out runs/frontier [--quick]   # reward vs KL against a known reward
 
-Bad input (missing file, malformed row, unknown loss type, CUDA or torch absent,
-...) prints one line on stderr and exits non-zero, without a traceback.
+Exit status (EXIT_STATUS below, also in --help): 0 done; 2 bad input or usage of any
+kind (options, files, data, checkpoints, --out, a device that is not there), checked
+before any work where possible; 1 a failure at run time (the run diverged, a write
+failed); 130 / 143 interrupted by SIGINT / SIGTERM (training saves a checkpoint
+first). Every error is one line on stderr, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
+import signal
 import sys
 
 import numpy as np
 
+from . import run_folder
 from .batching import truncation_note
 from .chat_template import ChatTemplateError
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    architecture_difference,
+    architecture_of,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_leftovers,
+    save_model,
+    weights_fingerprint,
+)
 from .config import DPOConfig, apply_values, config_options, load_config_file
 from .data import PreferenceDataError, load_preferences, make_preferences
 from .formats import read_messages
 from .hf_tokenizer import TokenizerFolderError
+from .interrupts import RunInterrupted, saving_on_interrupt
 from .metrics import plot_metrics, read_metrics
+from .run_folder import RunFolderError
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+EXIT_STATUS = ("exit status: 0 done; 2 bad input or usage (options, files, data, checkpoints, --out, devices); "
+               "1 a failure at run time (e.g. the run diverged); 130 / 143 interrupted by SIGINT / SIGTERM "
+               "(train saves a checkpoint first and says where)")
 
 
 class UsageError(Exception):
@@ -114,6 +135,12 @@ def _add_data(p):
                    help="skip malformed or unusable rows (counted and reported) instead of stopping at the first")
 
 
+def _add_out(p, help_text, required=True):
+    p.add_argument("--out", metavar="DIR", required=required, default=None, help=help_text)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in DIR (without it such a DIR is refused)")
+
+
 def _flag(name):
     return "--" + name.replace("_", "-")
 
@@ -127,7 +154,7 @@ LENGTH_OPTIONS = {("max_length",): (), ("max_prompt_length",): (), ("max_complet
                   ("truncation_mode",): ()}
 # `sft` trains the SFT warm-up: its --learning-rate/--lr and --steps set sft_lr and sft_steps
 SFT_OPTIONS = {("batch_size",): (), ("seed",): (), ("sft_lr",): ("learning_rate", "lr"), ("sft_steps",): ("steps",),
-               **LENGTH_OPTIONS}
+               ("divergence_sft_factor",): (), **LENGTH_OPTIONS}
 
 
 def _add_config_options(p, only=None):
@@ -161,8 +188,9 @@ def _add_config_options(p, only=None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m dpo", description=(
+    parser = _Parser(prog="python -m dpo", epilog=EXIT_STATUS, description=(
         "Direct Preference Optimization on a tiny GPT, on minigrad (NumPy + numba) or PyTorch."))
+    parser.add_argument("--version", action="version", version=f"minigrad-dpo {run_folder.version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="the whole lesson on the twelve triples (SFT, DPO, report)",
@@ -171,42 +199,48 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(demo, seed=False)
     _add_data(demo)
     _add_config_options(demo)
-    demo.add_argument("--out", metavar="DIR", default=None, help="also write metrics.jsonl, a plot and a checkpoint")
+    _add_out(demo, "also write metrics.jsonl, a plot and a checkpoint", required=False)
 
     sft = commands.add_parser("sft", help="supervised warm-up on prompt -> chosen",
                               description="Next-token training on the chosen completions; writes DIR/sft.safetensors.")
     _add_runtime(sft, seed=False)
     _add_data(sft)
     _add_config_options(sft, only=SFT_OPTIONS)
-    sft.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    _add_out(sft, "output folder")
 
     train = commands.add_parser("train", help="DPO training",
                                 description="DPO against a frozen reference (the --init model, or a fresh SFT "
-                                            "warm-up); writes checkpoint, reference, metrics.jsonl and a plot to DIR.")
+                                            "warm-up); writes run.json, the reference, checkpoint-<step>/ folders, "
+                                            "metrics.jsonl and a plot to DIR, which holds this one run.")
     _add_runtime(train, seed=False)
     _add_data(train)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CKPT", default=None,
                        help="start policy and reference from this checkpoint (e.g. from `sft`)")
-    start.add_argument("--resume", metavar="CKPT", default=None,
-                       help="continue an interrupted run from its checkpoint (its config is used; "
-                            "reference.safetensors must lie beside it)")
-    train.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    start.add_argument("--resume", metavar="CKPT", nargs="?", const=NEWEST, default=None,
+                       help="continue the run in --out from CKPT, a checkpoint-<step> folder of it (default: the "
+                            "newest); its config, data file and reference are used and checked")
+    _add_out(train, "the run folder (run.json, reference, checkpoint-<step>/, metrics); with --resume CKPT, "
+                    "default: the folder CKPT is in", required=False)
     _add_config_options(train)
 
     evaluate = commands.add_parser("eval", help="reward margins of a trained policy",
                                    description="Per-pair log-probs, rewards and margins against the reference.")
     _add_runtime(evaluate, seed=False)
     _add_data(evaluate)
-    evaluate.add_argument("--checkpoint", metavar="CKPT", required=True, help="the policy")
+    evaluate.add_argument("--checkpoint", metavar="CKPT", required=True,
+                          help="the policy: a checkpoint-<step> folder, a model file, or a run folder (its newest "
+                               "checkpoint)")
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
-                          help="the reference (default: reference.safetensors beside --checkpoint)")
+                          help="the reference (default: the run folder's reference.safetensors); it must be the one "
+                               "the policy was trained against")
     _add_config_options(evaluate, only=LENGTH_OPTIONS)
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
-    gen.add_argument("--checkpoint", metavar="CKPT", required=True)
+    gen.add_argument("--checkpoint", metavar="CKPT", required=True,
+                     help="a checkpoint-<step> folder, a model file, or a run folder (its newest checkpoint)")
     gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
     gen.add_argument("--system", default=None, help="a system message before each --prompt")
     gen.add_argument("--messages", action="append", default=[], metavar="FILE_OR_JSON",
@@ -216,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
     _add_frontier(commands)
+    for command in commands.choices.values():
+        command.epilog = EXIT_STATUS
     return parser
+
+
+NEWEST = ""  # --resume given without a path
 
 
 def _add_frontier(commands):
@@ -236,7 +275,10 @@ def _add_frontier(commands):
 def _backend(args):
     from backends import get_backend
 
-    return get_backend(args.backend, device=args.device, dtype=args.dtype)
+    try:
+        return get_backend(args.backend, device=args.device, dtype=args.dtype)
+    except (ValueError, ImportError, RuntimeError) as error:  # unknown device, torch or CUDA absent
+        raise UsageError(str(error)) from None
 
 
 def _pairs(args, max_len, config=None):
@@ -305,10 +347,42 @@ def _model_from_checkpoint(path, backend):
     from .model import TinyGPT
 
     checkpoint = load_checkpoint(path)
-    config = DPOConfig.from_dict(checkpoint.config)
+    try:
+        config = DPOConfig.from_dict(checkpoint.config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{checkpoint.path}: its config is not usable here ({error})") from None
     model = TinyGPT(config.model, backend=backend)
-    model.load_weights(checkpoint.weights)
+    difference = architecture_difference(checkpoint.architecture, architecture_of(model))
+    if difference:
+        raise CheckpointError(f"{checkpoint.path}: its architecture and its config disagree ({difference})")
+    try:
+        model.load_weights(checkpoint.weights)
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{checkpoint.path}: its weights do not fit its architecture ({error})") from None
     return model, config, checkpoint
+
+
+def _check_reference(policy_checkpoint, policy, reference, reference_path):
+    """One clear error when the reference is not the one the policy was trained against."""
+    difference = architecture_difference(architecture_of(policy), architecture_of(reference))
+    if difference:
+        raise CheckpointError(f"reference {reference_path} has another architecture than the policy "
+                              f"{policy_checkpoint.path} (policy vs reference: {difference})")
+    recorded = policy_checkpoint.reference
+    if recorded and recorded != weights_fingerprint(reference.export_weights()):
+        raise CheckpointError(f"reference {reference_path} is not the reference {policy_checkpoint.path} was trained "
+                              f"against (weight fingerprints {recorded[:12]} recorded, "
+                              f"{weights_fingerprint(reference.export_weights())[:12]} given)")
+
+
+def _run_folder_of(checkpoint_path):
+    """The run folder of a checkpoint-<step> folder (its parent), or the folder of a model file."""
+    return os.path.dirname(os.path.abspath(os.fspath(checkpoint_path).rstrip("/\\")))
+
+
+def _say(notes):
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def _write_plot(out_dir, rows, config):
@@ -324,6 +398,8 @@ def cmd_demo(args):
     from .demo import run_demo
 
     config = _config(args)
+    if args.out:
+        _say(run_folder.prepare_out(args.out, overwrite=args.overwrite))
     backend = _backend(args)
     _check_precision(backend, config)
     pairs = _pairs(args, config.max_len, config)
@@ -337,28 +413,84 @@ def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
     config = _config(args)
+    path = os.path.join(args.out, "sft.safetensors")
+    run_folder.check_writable(args.out)
+    if os.path.exists(path) and not args.overwrite:
+        raise RunFolderError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
+    removed = remove_leftovers(args.out)
+    if removed:
+        _say([f"{args.out}: removed {len(removed)} temporary file(s) left by an interrupted write"])
+    backend = _backend(args)
     pairs = _pairs(args, config.max_len, config)
-    policy, _ = build_models(config, backend=_backend(args))
+    policy, _ = build_models(config, backend=backend)
     losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len, config=config,
+                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                             config=config, divergence_factor=config.divergence_sft_factor,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
-    path = os.path.join(args.out, "sft.safetensors")
-    save_checkpoint(path, policy, config, step=len(losses))
+    save_model(path, policy, config, step=len(losses))
     print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {path}")
     return 0
+
+
+def _resume_plan(args):
+    """(out, checkpoint, config, data path) of a resumed run, everything checked."""
+    if args.resume == NEWEST:
+        if not args.out:
+            raise UsageError("train: --resume without a checkpoint needs --out DIR (the run to continue)")
+        out = args.out
+    else:
+        out = args.out or _run_folder_of(args.resume)
+    _say(run_folder.prepare_out(out, resume=True))
+    run = run_folder.read_run(out)
+    if args.resume == NEWEST:
+        path = latest_checkpoint(out)
+        if path is None:
+            raise RunFolderError(f"--resume: {out} holds no checkpoint-<step> folder yet (the run was stopped before "
+                                 "its first checkpoint); start it again with --overwrite")
+    else:
+        path = args.resume
+        if os.path.realpath(_run_folder_of(path)) != os.path.realpath(out):
+            raise RunFolderError(f"--resume {path} is not a checkpoint of the run in --out {out}")
+    checkpoint = load_checkpoint(path)
+    if not checkpoint.optimizer_state():
+        raise CheckpointError(f"--resume {checkpoint.path}: a model file without optimizer state, not a training "
+                              "checkpoint (use --init to start a new run from it)")
+    config = _config(args, base=DPOConfig.from_dict(checkpoint.config))
+    from .training import config_changes
+
+    changes = config_changes(checkpoint.config, config)
+    if changes:
+        raise UsageError(f"--resume {checkpoint.path}: the options change the run's configuration ({changes}); "
+                         "only its length (--num-train-epochs, --max-steps) and how it is saved, logged and watched "
+                         "may change")
+    data = run_folder.resume_data(run, args.data, out)
+    args.skip_invalid = args.skip_invalid or bool(run["data"].get("skip_invalid"))  # the same rows as the run's
+    return out, checkpoint, config, data
 
 
 def cmd_train(args):
     from .evaluation import evaluate_margins, margin_table
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
-    backend = _backend(args)
-    if args.resume:  # the interrupted run's config; options given here may extend it (e.g. --epochs)
-        config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
+    if args.init and getattr(args, "config:sft_steps", None) is not None:
+        raise UsageError("train: --sft-steps has no effect with --init (the --init model replaces the SFT "
+                         "warm-up); drop one of them")
+    if args.resume is not None:
+        if args.overwrite:
+            raise UsageError("train: --overwrite and --resume contradict each other; choose one")
+        out, checkpoint, config, args.data = _resume_plan(args)
     else:
+        if not args.out:
+            raise UsageError("train: the following arguments are required: --out")
+        out, checkpoint = args.out, None
         config = _config(args)
+        _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data]))
+    backend = _backend(args)
     _check_precision(backend, config)
+    reference_path = os.path.join(out, run_folder.REFERENCE_FILE)
+    if checkpoint is not None and checkpoint.reference_file:  # TR-DPO: the reference moved with the checkpoint
+        reference_path = checkpoint.reference_file
     if args.init:
         init_model, _, _ = _model_from_checkpoint(args.init, backend)
         if init_model.config != config.model:
@@ -367,34 +499,54 @@ def cmd_train(args):
     else:
         policy, reference = build_models(config, backend=backend)
     pairs = _pairs(args, config.max_len, config)
-    if args.resume:
-        saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
-        reference.load_weights(saved.weights)
-    elif not args.init and config.sft_steps:
-        losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
-                                 config=config)
-        print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-        reference.load_weights(policy.export_weights())
+    if checkpoint is not None:
+        saved, _, _ = _model_from_checkpoint(reference_path, backend)
+        reference.load_weights(saved.export_weights())
+        _check_reference(checkpoint, policy, reference, reference_path)
+        note = run_folder.repair_metrics(os.path.join(out, run_folder.METRICS_FILE))
+        if note:
+            _say([note])
+    else:
+        if not args.init and config.sft_steps:
+            losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
+                                     batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                     config=config, divergence_factor=config.divergence_sft_factor)
+            print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+            reference.load_weights(policy.export_weights())
+        save_model(reference_path, reference, config)
+        run_folder.write_run(out, {
+            "command": "train", "config": config.to_dict(),
+            "data": {**run_folder.data_record(args.data), "skip_invalid": args.skip_invalid},
+            "tokenizer": {"name": "InstructionTokenizer", "vocab_size": config.model.vocab_size},
+            "init": os.path.abspath(args.init) if args.init else None,
+            "reference": {"path": run_folder.REFERENCE_FILE,
+                          "fingerprint": weights_fingerprint(reference.export_weights()),
+                          "architecture": architecture_of(reference)},
+            "backend": {"name": args.backend, "device": args.device or "cpu", "dtype": args.dtype},
+            "versions": run_folder.versions(),
+        })
     freeze(reference)
-    os.makedirs(args.out, exist_ok=True)
-    save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
 
     def show(row):
         if "loss" in row:
             print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
-                  f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
+                  f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}", flush=True)
         elif "eval_loss" in row:
             print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
-                  f"  accuracy {row['eval_rewards/accuracies']:.2f}")
+                  f"  accuracy {row['eval_rewards/accuracies']:.2f}", flush=True)
 
-    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume, on_log=show)
+    result = train_dpo(policy, reference, pairs, config, out_dir=out,
+                       resume_from=checkpoint.path if checkpoint else None, on_log=show)
+    if checkpoint is not None and result.steps == result.start_step:
+        print(f"nothing left to do: {checkpoint.path} is at step {result.steps} of {result.total_steps}; "
+              "raise --epochs or --max-steps to train further")
+        return 0
     shown = result.eval_pairs or result.train_pairs
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(evaluate_margins(policy, reference, shown, config)))
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
+    metrics_path = os.path.join(out, run_folder.METRICS_FILE)
     print(f"wrote {result.checkpoint}, {metrics_path}")
-    _write_plot(args.out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
+    _write_plot(out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
     return 0
 
 
@@ -402,11 +554,15 @@ def cmd_eval(args):
     from .evaluation import evaluate_margins, margin_table
 
     backend = _backend(args)
-    policy, config, _ = _model_from_checkpoint(args.checkpoint, backend)
-    reference_path = args.reference or os.path.join(os.path.dirname(args.checkpoint), "reference.safetensors")
+    policy, config, checkpoint = _model_from_checkpoint(args.checkpoint, backend)
+    reference_path = args.reference
+    if reference_path is None:  # the one the checkpoint holds (TR-DPO moved it), else the run folder's
+        reference_path = checkpoint.reference_file or os.path.join(_run_folder_of(checkpoint.path),
+                                                                   run_folder.REFERENCE_FILE)
     if not os.path.isfile(reference_path):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
+    _check_reference(checkpoint, policy, reference, reference_path)
     config = _config(args, base=config)  # the checkpoint's config, with length options given here
     margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config), config)
     print(margin_table(margins))
@@ -445,29 +601,63 @@ def cmd_frontier(args):
 
 COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
             "frontier": cmd_frontier}
+TRAINING_COMMANDS = ("sft", "train")  # a signal ends them after the current step, with a checkpoint (train)
+BAD_INPUT = (UsageError, RunFolderError, PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError,
+             NotADirectoryError, PermissionError, TokenizerFolderError, ChatTemplateError)
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside training: stop like Ctrl-C, with exit status 143."""
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt():
+    def handler(signum, frame):
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _resume_hint(args, error):
+    if error.checkpoint:
+        out = os.path.dirname(os.path.abspath(error.checkpoint))
+        return f"{error}; continue with: python -m dpo train --resume --out {out}"
+    return str(error)
 
 
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 failed, 2 bad input)."""
+    """Run the CLI; returns the exit status (see EXIT_STATUS)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return COMMANDS[args.command](args)
-    except SystemExit as exit_:  # --help
+        guard = saving_on_interrupt() if args.command in TRAINING_COMMANDS else _terminate_like_interrupt()
+        with guard:
+            return COMMANDS[args.command](args)
+    except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    except UsageError as error:
+    except BAD_INPUT as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError, TokenizerFolderError,
-            ChatTemplateError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except RunInterrupted as error:
+        print(_resume_hint(args, error), file=sys.stderr)
+        return error.exit_code
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return EXIT_SIGINT
+    except _Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM

@@ -20,10 +20,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import interrupts
 from . import ref_cache as ref_logps_cache
 from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, split_train_eval
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import (
+    architecture_difference,
+    architecture_of,
+    checkpoint_name,
+    load_checkpoint,
+    rotate_checkpoints,
+    save_checkpoint,
+    weights_fingerprint,
+)
 from .config import DPOConfig
+from .divergence import DivergenceMonitor, TrainingDiverged
 from .logprobs import sequence_log_prob
 from .losses import RunningMean, dpo_loss
 from .metrics import MetricsLog
@@ -39,10 +49,6 @@ from .train_options import (
     precision,
     reference_forward_logps,
 )
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or the gradient norm became NaN or infinite; training stopped before the update."""
 
 
 def freeze(model):
@@ -83,18 +89,23 @@ def _masked_nll(model, batch, backend):
 
 def warmup_pretrain(model, pairs, tokenizer=None, steps: int | None = None, lr: float | None = None,
                     batch_size: int | None = None, seed: int | None = None, max_len: int | None = None,
-                    max_grad_norm: float | None = None, log=None, config=None) -> list:
+                    max_grad_norm: float | None = None, log=None, config=None,
+                    divergence_factor: float | None = None) -> list:
     """Supervised fine-tuning on prompt -> chosen (next-token NLL on the chosen
     completion tokens), AdamW at `lr` for `steps` steps. Returns the losses.
     `log(step, loss)` is called every step when given; `config` (default DPOConfig())
     supplies the length settings and every argument left None: steps = sft_steps,
-    lr = sft_lr, batch_size, seed, max_grad_norm."""
+    lr = sft_lr, batch_size, seed, max_grad_norm, divergence_factor = divergence_sft_factor.
+    Raises TrainingDiverged when the loss exceeds `divergence_factor` times its first value
+    (0: never), and interrupts.RunInterrupted after the step during which a signal arrived
+    (see `interrupts.saving_on_interrupt`)."""
     defaults = config or DPOConfig()
     steps = defaults.sft_steps if steps is None else steps
     lr = defaults.sft_lr if lr is None else lr
     batch_size = defaults.batch_size if batch_size is None else batch_size
     seed = defaults.seed if seed is None else seed
     max_grad_norm = defaults.max_grad_norm if max_grad_norm is None else max_grad_norm
+    divergence_factor = defaults.divergence_sft_factor if divergence_factor is None else divergence_factor
     if steps < 0:
         raise ValueError(f"warmup_pretrain: steps must be >= 0, got {steps}")
     backend = type(model).backend
@@ -107,6 +118,7 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int | None = None, lr: 
         return []
     model.train()
     optimizer = backend.optimizer("adamw", model.parameters(), lr=lr, weight_decay=0.0)
+    monitor = DivergenceMonitor.for_sft(divergence_factor)
     losses, step, epoch = [], 0, 0
     with Progress(steps, "sft") as bar:
         while step < steps:
@@ -125,6 +137,9 @@ def warmup_pretrain(model, pairs, tokenizer=None, steps: int | None = None, lr: 
                     bar.clear()
                     log(step, value)
                 bar.update(loss=value)
+                monitor.sft(step, value)
+                if interrupts.requested():
+                    raise interrupts.RunInterrupted(interrupts.requested(), step, phase="SFT")
                 if step >= steps:
                     break
             epoch += 1
@@ -287,7 +302,8 @@ def dpo_step(policy, batch, ref_logps, optimizer, config: DPOConfig, scheduler=N
 class TrainResult:
     """history: every logged metrics row; steps: updates done; train/eval: the split used;
     checkpoint: the last checkpoint written (or None); truncated: how many train and
-    eval pairs had their prompt cut to fit max_len."""
+    eval pairs had their prompt cut to fit max_len; start_step: the step resumed from (0
+    for a new run); total_steps: where the run ends."""
 
     history: list
     steps: int
@@ -295,6 +311,8 @@ class TrainResult:
     eval_pairs: list
     checkpoint: str | None = None
     truncated: int = 0
+    start_step: int = 0
+    total_steps: int = 0
 
     def rows(self, key):
         return [row[key] for row in self.history if key in row]
@@ -355,19 +373,32 @@ def _reference_cache(reference, pairs, tokenizer, config, out_dir, name):
 
 
 # Fields that may change between a run and its resumption: they do not alter the steps already taken.
-RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr",
+RESUMABLE_CHANGES = ("epochs", "max_steps", "log_every", "checkpoint_every", "sft_steps", "sft_lr", "save_total_limit",
+                     "divergence_logp_factor", "divergence_grad_factor", "divergence_sft_factor",
                      "precompute_ref_log_probs")
 
 
-def _check_resume_config(checkpoint, config: DPOConfig):
-    saved, now = checkpoint.config, json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
-    defaults = {f.name: f.default for f in dataclasses.fields(DPOConfig) if f.default is not dataclasses.MISSING}
-    saved = {**defaults, **saved}  # a field the checkpoint predates had its default value
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-    if changed:
-        details = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in changed)
-        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: the config differs ({details}); "
+def config_changes(saved: dict, config: DPOConfig) -> str | None:
+    """'batch_size 4 -> 3, ...' for the fields of `config` that differ from the `saved`
+    config dict and would change the steps already taken; None if there are none."""
+    now = json.loads(json.dumps(config.to_dict()))  # tuples -> lists, as stored
+    defaults = json.loads(json.dumps(DPOConfig().to_dict()))  # a field the checkpoint predates had its default
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k])
+    return ", ".join(f"{k} {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in changed) or None
+
+
+def _check_resume(checkpoint, config: DPOConfig, policy, reference):
+    changes = config_changes(checkpoint.config, config)
+    if changes:
+        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: the config differs ({changes}); "
                          "resume with the config it was written with")
+    difference = architecture_difference(checkpoint.architecture, architecture_of(policy))
+    if difference:
+        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: its architecture differs from the "
+                         f"model's ({difference})")
+    if checkpoint.reference and checkpoint.reference != weights_fingerprint(reference.export_weights()):
+        raise ValueError(f"train_dpo: cannot resume from {checkpoint.path}: it was trained against another "
+                         "reference (the weights' fingerprints differ)")
 
 
 def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokenizer=None, out_dir=None,
@@ -380,11 +411,14 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     (or config.max_steps), seeded shuffling; ld_alpha, use_weighting, sync_ref_model
     and bf16 as in TRL (see `dpo.train_options`). Held-out pairs: `eval_pairs`, or
     config.eval_fraction of `pairs`. With `out_dir`: metrics to out_dir/metrics.jsonl
-    and a checkpoint out_dir/checkpoint.safetensors every config.checkpoint_every
-    steps and at the end. `resume_from` continues from such a checkpoint (same data,
-    same config) and reaches the same result as an uninterrupted run. `on_log(row)`
-    sees every metrics row. A non-finite loss raises TrainingDiverged naming the step;
-    the last checkpoint written stays as it was.
+    and a checkpoint folder out_dir/checkpoint-<step>/ (see `dpo/checkpoint.py`) every
+    config.checkpoint_every steps and at the end, at most config.save_total_limit of
+    them kept. `resume_from` continues from such a checkpoint (same data, same config)
+    and reaches the same result as an uninterrupted run. `on_log(row)` sees every
+    metrics row. A non-finite loss, or a divergence as `dpo/divergence.py` defines it,
+    raises TrainingDiverged naming the step; the last checkpoint written stays as it
+    was. A signal caught by `interrupts.saving_on_interrupt` ends the run after the
+    current step with a checkpoint and interrupts.RunInterrupted.
     """
     config = config or DPOConfig()
     backend = type(policy).backend
@@ -410,18 +444,25 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     bco_state = RunningMean() if "bco_pair" in np.atleast_1d(config.loss_type) else None
 
     step = 0
-    checkpoint_path = os.path.join(out_dir, "checkpoint.safetensors") if out_dir else None
     metrics_path = os.path.join(out_dir, "metrics.jsonl") if out_dir else None
+    reference_fingerprint = weights_fingerprint(reference.export_weights())
+    monitor = DivergenceMonitor.from_config(config, policy.config.vocab_size)
+    earlier_log = []
     if resume_from is not None:
         checkpoint = load_checkpoint(resume_from)
-        _check_resume_config(checkpoint, config)
+        _check_resume(checkpoint, config, policy, reference)
         policy.load_weights(checkpoint.weights)
         checkpoint.restore_training_state(optimizer, scheduler, backend)
         step = checkpoint.step
+        earlier_log = [row for row in checkpoint.log_history if row.get("step", 0) <= step]
         if bco_state is not None and "bco_state" in checkpoint.extra:
             bco_state.load_state_dict(checkpoint.extra["bco_state"])
-    # resuming keeps the rows up to the checkpoint; those an interrupted run logged after it are redone
-    log = MetricsLog(metrics_path, append=resume_from is not None, keep_through_step=step)
+        monitor.norms.extend(checkpoint.extra.get("grad_norms", []))
+    start_step = step
+    # a resumed run's log is the checkpoint's log_history; rows logged after the checkpoint are redone
+    log = MetricsLog(metrics_path)
+    for row in earlier_log:
+        log.write(row)
     eval_ref_cache = _reference_cache(reference, eval_pairs, tokenizer, config, out_dir, "eval") if eval_pairs else None
     history, written, written_step = [], None, None
 
@@ -433,17 +474,31 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
 
     def save():
         nonlocal written, written_step
-        if checkpoint_path:
+        if out_dir and written_step != step:
             epoch = (step - 1) // steps_per_epoch if step else 0  # the epoch of the last update
             extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
-            save_checkpoint(checkpoint_path, policy, config, optimizer=optimizer, scheduler=scheduler,
-                            step=step, epoch=epoch, extra=extra)
-            if config.sync_ref_model:  # TR-DPO moved the reference: a resumed run must start from this one
-                save_checkpoint(os.path.join(out_dir, "reference.safetensors"), reference, config, step=step)
-            written, written_step = checkpoint_path, step
+            extra["grad_norms"] = list(monitor.norms)  # the divergence test's window, so a resume sees it too
+            moved = config.sync_ref_model  # TR-DPO moved the reference: it goes into the checkpoint, for a resume
+            written = save_checkpoint(os.path.join(out_dir, checkpoint_name(step)), policy, config,
+                                      optimizer=optimizer, scheduler=scheduler, step=step, epoch=epoch, extra=extra,
+                                      reference=weights_fingerprint(reference.export_weights()) if moved
+                                      else reference_fingerprint, reference_model=reference if moved else None,
+                                      log_history=earlier_log + history, max_steps=total_steps)
+            written_step = step
+            rotate_checkpoints(out_dir, config.save_total_limit)
+
+    def stop_if_interrupted():
+        if interrupts.requested():
+            save()
+            raise interrupts.RunInterrupted(interrupts.requested(), step, written if written_step == step else None)
 
     indices = list(range(len(pairs)))
     epoch = step // steps_per_epoch
+    if eval_pairs and step and step % steps_per_epoch == 0 and not any(
+            row.get("step") == step and "eval_loss" in row for row in earlier_log):
+        # the checkpoint ended an epoch and was written before that epoch's evaluation: do it now
+        emit({"step": step, "epoch": step / steps_per_epoch,
+              **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer, ref_logps=eval_ref_cache)})
     with Progress(total_steps - step, "dpo") as bar:
         while step < total_steps:
             for position, chunk in enumerate(iterate_batches(indices, pairs_per_update, config.seed, epoch=epoch)):
@@ -455,6 +510,8 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                 try:
                     metrics = dpo_step(policy, batches, [ref_cache[part] for part in parts], optimizer, config,
                                        scheduler, bco_state, step=step + 1)
+                    monitor.dpo(step + 1, metrics, np.concatenate([b.chosen_rejected(b.completion_lengths)[0]
+                                                                   for b in batches]))
                 except TrainingDiverged as error:
                     if written is None:
                         raise
@@ -472,11 +529,14 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
                     save()
                 if step >= total_steps:
                     break
+                stop_if_interrupted()
             if eval_pairs:
                 bar.clear()
                 emit({"step": step, "epoch": step / steps_per_epoch,
                       **evaluate_pairs(policy, reference, eval_pairs, config, tokenizer, ref_logps=eval_ref_cache)})
             epoch += 1
-    save()
+    if step > start_step or resume_from is None:
+        save()
+    stop_if_interrupted()  # a signal during the last step: the run is complete and saved, but stopped as asked
     truncated = count_truncated(pairs + eval_pairs, tokenizer, config.max_len, config)
-    return TrainResult(history, step, pairs, eval_pairs, written, truncated)
+    return TrainResult(history, step, pairs, eval_pairs, written, truncated, start_step, total_steps)

@@ -125,7 +125,7 @@ def makefile_targets():
 def check_dpo_command(args):
     from dpo.cli import build_parser, main
 
-    if "--help" in args or "-h" in args:
+    if "--help" in args or "-h" in args or "--version" in args:
         assert main(args) == 0
     else:
         build_parser().parse_args(args)  # a mistake raises UsageError naming it
