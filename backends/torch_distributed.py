@@ -1,0 +1,90 @@
+"""torch.distributed for the torch backend: the process group, DDP / FSDP2 wrapping and
+the few collectives `dpo.distributed` needs, on NumPy arrays in and out.
+
+Reached through `backends.distributed_support(backend)`; code outside backends/ never
+imports this module by name. The process group is gloo on the CPU and NCCL on CUDA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+def init(backend, timeout_s: float):
+    """Join the process group torchrun described in the environment (env://): gloo for a CPU
+    backend, NCCL for a CUDA one; `timeout_s` bounds every collective. No-op if joined already."""
+    if not torch_dist.is_initialized():
+        cuda = backend.torch_device.type == "cuda"
+        if cuda:
+            torch.cuda.set_device(backend.torch_device)
+        torch_dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s),
+                                      device_id=backend.torch_device if cuda else None)
+    return torch_dist.get_rank(), torch_dist.get_world_size()
+
+
+def destroy():
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def _device():
+    return torch.device("cuda", torch.cuda.current_device()) if torch_dist.get_backend() == "nccl" \
+        else torch.device("cpu")
+
+
+def all_reduce_sum(values: np.ndarray) -> np.ndarray:
+    """The element-wise sum over the ranks of a float64 array (exact order-free for two ranks)."""
+    t = torch.tensor(np.asarray(values, dtype=np.float64), device=_device())
+    torch_dist.all_reduce(t, op=torch_dist.ReduceOp.SUM)
+    return t.cpu().numpy()
+
+
+def all_gather_object(value) -> list:
+    """Every rank's `value` (any picklable object), in rank order."""
+    out = [None] * torch_dist.get_world_size()
+    torch_dist.all_gather_object(out, value)
+    return out
+
+
+def broadcast_object(value, src: int = 0):
+    box = [value]
+    torch_dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def barrier():
+    torch_dist.barrier()
+
+
+class _Passthrough:
+    """Attributes the wrapper lacks (config, export_weights, ...) come from the wrapped model,
+    and the class keeps the `backend` class attribute the DPO code reads."""
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("module"), name)
+
+
+def wrap_ddp(model):
+    """`model` in DistributedDataParallel (parameters broadcast from rank 0 on construction);
+    the wrapper's class carries the model's `backend` so the backend-generic code takes it."""
+    cls = type(f"DDP{type(model).__name__}", (_Passthrough, DistributedDataParallel), {"backend": type(model).backend})
+    device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
+    return cls(model, device_ids=device_ids)
+
+
+def model_device(model):
+    return next(model.parameters()).device
+
+
+def no_sync(wrapped):
+    """DDP's no_sync (gradients accumulate locally, no all-reduce); a no-op for other wrappers."""
+    return wrapped.no_sync() if isinstance(wrapped, DistributedDataParallel) else contextlib.nullcontext()

@@ -1,0 +1,150 @@
+"""Data-parallel training under torchrun (dpo/distributed.py) equals one process.
+
+Each launch starts `python -m torch.distributed.run --nproc_per_node 2 tests/dpo/dist_worker.py`
+on the CPU (gloo) with a free port; float64 throughout. The one-process runs are done here,
+in this process, with the same configs (dist_worker.RUNS). What is checked:
+- 2 processes with shards of every global batch == 1 process with the whole batch: losses,
+  held-out losses and weights after 3 steps within 1e-10, also with gradient accumulation
+  and shards of unequal size (one rank with no pair in a micro-batch);
+- a 2-process checkpoint resumes in 1 process to the uninterrupted 1-process weights, and a
+  1-process checkpoint resumes in 2 processes to them too;
+- `torchrun -m dpo train` writes run.json and a first metrics row stating the world size and
+  the per-rank batch size, from rank 0 only;
+- a file missing on one rank, and a rank killed mid-run, end every rank with a non-zero exit
+  and the message, within the documented timeout; --backend numpy under torchrun is one error.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import require_torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORKER = os.path.join(ROOT, "tests", "dpo", "dist_worker.py")
+TIMEOUT_S = 20  # $DPO_DIST_TIMEOUT for these launches: a failure must end every rank well within it
+TOL = 1e-10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(scenario, out, extra_env=None, limit=90):
+    """Run the worker on 2 processes; (exit status, output, seconds)."""
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "DPO_DIST_TIMEOUT": str(TIMEOUT_S),
+           **(extra_env or {})}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), WORKER, scenario, str(out)]
+    start = time.monotonic()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=limit, cwd=ROOT)
+    return done.returncode, done.stdout + done.stderr, time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """The 'equal' launch and the one-process runs it is compared with."""
+    require_torch()
+    from tests.dpo import dist_worker
+
+    out = tmp_path_factory.mktemp("ddp")
+    # the 1-process checkpoint the 2 processes resume, written before they start
+    dist_worker.run("split", None, out_dir=str(out / "split1"), max_steps=3)
+    code, output, _ = torchrun("equal", out)
+    assert code == 0, output
+    return out, output, dist_worker
+
+
+def load(path):
+    saved = np.load(path)
+    weights = {k[2:]: saved[k] for k in saved.files if k.startswith("w:")}
+    return saved["losses"], saved["eval_losses"], weights
+
+
+def assert_same(result, policy, path):
+    losses, eval_losses, weights = load(path)
+    np.testing.assert_allclose(losses, result.rows("loss"), rtol=0, atol=TOL)
+    np.testing.assert_allclose(eval_losses, result.rows("eval_loss"), rtol=0, atol=TOL)
+    mine = policy.export_weights()
+    assert sorted(mine) == sorted(weights)
+    for name in mine:
+        np.testing.assert_allclose(weights[name], mine[name], rtol=0, atol=TOL, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["plain", "accumulation"])
+def test_two_processes_equal_one(launched, name):
+    out, _, worker = launched
+    result, policy = worker.run(name, None)
+    assert len(result.rows("loss")) == 3
+    if name == "plain":
+        assert len(result.rows("eval_loss")) == 1  # the held-out pairs were evaluated (sharded there)
+    assert_same(result, policy, out / f"{name}.npz")
+
+
+def test_checkpoints_resume_across_process_counts(launched):
+    out, _, worker = launched
+    whole, policy = worker.run("split", None)  # 6 uninterrupted steps in 1 process
+    _, _, resumed_in_two = load(out / "resumed2.npz")
+    resumed, resumed_policy = worker.run("split", None, out_dir=str(out / "split2"),
+                                         resume_from=str(out / "split2" / "checkpoint-3"))
+    assert resumed.start_step == 3 and resumed.steps == 6
+    for name, value in policy.export_weights().items():
+        np.testing.assert_allclose(resumed_in_two[name], value, rtol=0, atol=TOL, err_msg=name)
+        np.testing.assert_allclose(resumed_policy.export_weights()[name], value, rtol=0, atol=TOL, err_msg=name)
+
+
+def test_cli_under_torchrun_records_the_layout(launched):
+    out, output, _ = launched
+    run = json.loads((out / "cli" / "run.json").read_text())
+    assert run["distributed"] == {"world_size": 2, "per_rank_batch_size": 2, "global_batch_size": 4}
+    rows = [json.loads(line) for line in (out / "cli" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2]
+    assert rows[0]["world_size"] == 2 and rows[0]["per_rank_batch_size"] == 2
+    assert os.path.isdir(out / "cli" / "checkpoint-2")
+    assert output.count("SFT warm-up: 1 steps") == 1  # rank 0 alone reports
+    assert output.count("wrote ") == 1
+
+
+def test_a_file_missing_on_one_rank_ends_every_rank(tmp_path):
+    require_torch()
+    shutil.copy(os.path.join(ROOT, "dpo", "data", "preferences.jsonl"), tmp_path / "pairs.jsonl")
+    code, output, seconds = torchrun("missing", tmp_path)
+    assert code != 0
+    assert "error: rank 1 of 2:" in output and "not-there.jsonl" in output, output
+    assert seconds < TIMEOUT_S + 15, (seconds, output)
+
+
+def test_a_killed_rank_ends_the_others(tmp_path):
+    require_torch()
+    code, output, seconds = torchrun("kill", tmp_path)
+    assert code != 0
+    assert "SIGKILL" in output, output
+    assert seconds < TIMEOUT_S + 15, (seconds, output)
+
+
+def test_numpy_backend_under_torchrun_is_one_error(monkeypatch, capsys, tmp_path):
+    from dpo import cli
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code = cli.main(["train", "--backend", "numpy", "--max-steps", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["error: rank 0 of 2: --backend numpy runs in one process; under torchrun (WORLD_SIZE=2) use "
+                   "--backend torch, or run without torchrun"]
+
+
+def test_cuda_nccl_variant_needs_a_gpu():
+    torch = require_torch()
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        pytest.skip("NCCL data-parallel needs 2 CUDA devices; none is visible here (run the same scenarios with "
+                    "--device cuda on a multi-GPU machine, see docs/distributed.md)")
