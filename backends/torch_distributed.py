@@ -88,3 +88,68 @@ def model_device(model):
 def no_sync(wrapped):
     """DDP's no_sync (gradients accumulate locally, no all-reduce); a no-op for other wrappers."""
     return wrapped.no_sync() if isinstance(wrapped, DistributedDataParallel) else contextlib.nullcontext()
+
+
+# ---- FSDP2 -------------------------------------------------------------------------------
+def wrap_fsdp(model):
+    """FSDP2 in place: every module of each ModuleList (the transformer blocks) is its own
+    shard unit, then the root. Parameters become DTensors sharded over the ranks; the
+    model keeps its class's methods and `backend` (fully_shard subclasses it)."""
+    from torch.distributed.fsdp import fully_shard
+
+    for module in list(model.modules()):
+        if isinstance(module, torch.nn.ModuleList):
+            for child in module:
+                fully_shard(child)
+    fully_shard(model)
+    return model
+
+
+def _full(value):
+    """A DTensor gathered into one plain tensor on every rank (a collective); anything else as it is."""
+    return value.full_tensor() if hasattr(value, "full_tensor") else value
+
+
+def _unwrapped_class(model):
+    from torch.distributed.fsdp import FSDPModule
+
+    return next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))
+
+
+def full_weights(model) -> dict:
+    """{name: NumPy array} of the whole model on every rank (all-gathers the shards under FSDP2)."""
+    backend = type(model).backend
+    return {name: np.array(backend.to_numpy(_full(value)), copy=True) for name, value in model.state_dict().items()}
+
+
+def full_copies(model, optimizer):
+    """(model, optimizer) stand-ins with the whole state, for a checkpoint: what save_checkpoint reads
+    (export_weights, config, the class name, backend; the optimizer's state_dict) with every shard
+    gathered. A collective under FSDP2: every rank calls it, rank 0 writes."""
+    weights = full_weights(model)
+    cls = _unwrapped_class(model)
+    stand_in = type(cls.__name__, (), {"backend": type(model).backend, "config": model.config,
+                                       "export_weights": lambda self: dict(weights)})()
+    if optimizer is None:
+        return stand_in, None
+    state = optimizer.state_dict()
+    state = {"state": {i: {k: _full(v) for k, v in s.items()} for i, s in state["state"].items()},
+             "param_groups": state["param_groups"]}
+    return stand_in, type("FullOptimizer", (), {"state_dict": lambda self: state,
+                                                "param_groups": optimizer.param_groups})()
+
+
+def shard_optimizer_state(optimizer):
+    """After loading a whole (checkpointed) optimizer state into an optimizer of FSDP2 parameters:
+    each moment shaped like its parameter becomes a DTensor sharded as the parameter is."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if not isinstance(param, DTensor):
+                continue
+            state = optimizer.state.get(param, {})
+            for key, value in list(state.items()):
+                plain = torch.is_tensor(value) and not isinstance(value, DTensor)
+                if plain and tuple(value.shape) == tuple(param.shape):
+                    state[key] = distribute_tensor(value.to(param.dtype), param.device_mesh, param.placements)

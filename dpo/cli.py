@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "warm-up); writes run.json, the reference, checkpoint-<step>/ folders, "
                                             "metrics.jsonl and a plot to DIR, which holds this one run.")
     _add_runtime(train, seed=False)
+    train.add_argument("--fsdp", action="store_true",
+                       help="under torchrun with --backend torch: shard the policy over the processes with FSDP2 "
+                            "(fully_shard); checkpoints hold the whole model (see docs/distributed.md)")
     _add_data(train)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CKPT", default=None,
@@ -478,7 +481,7 @@ def cmd_train(args):
         raise UsageError("train: --sft-steps has no effect with --init (the --init model replaces the SFT "
                          "warm-up); drop one of them")
     backend = _backend(args)
-    dist = distributed.from_environment(backend)  # under torchrun: joins the process group (all ranks)
+    dist = distributed.from_environment(backend, fsdp=args.fsdp)  # under torchrun: joins the process group
     if args.resume is not None:
         if args.overwrite:
             raise UsageError("train: --overwrite and --resume contradict each other; choose one")
@@ -530,7 +533,7 @@ def cmd_train(args):
                           "architecture": architecture_of(reference)},
             "backend": {"name": args.backend, "device": args.device or "cpu", "dtype": args.dtype},
             "distributed": {"world_size": dist.world_size, "per_rank_batch_size": dist.per_rank(config.batch_size),
-                            "global_batch_size": config.batch_size},
+                            "global_batch_size": config.batch_size, "fsdp": dist.fsdp},
             "versions": run_folder.versions(),
         })
     freeze(reference)
@@ -546,16 +549,19 @@ def cmd_train(args):
     result = train_dpo(policy, reference, pairs, config, out_dir=out,
                        resume_from=checkpoint.path if checkpoint else None, on_log=show if dist.is_main else None,
                        dist=dist)
+    if checkpoint is not None and result.steps == result.start_step:
+        dist.close()
+        if dist.is_main:
+            print(f"nothing left to do: {checkpoint.path} is at step {result.steps} of {result.total_steps}; "
+                  "raise --epochs or --max-steps to train further")
+        return 0
+    shown = result.eval_pairs or result.train_pairs
+    margins = evaluate_margins(policy, reference, shown, config)  # every rank: under FSDP a forward is a collective
     dist.close()
     if not dist.is_main:
         return 0
-    if checkpoint is not None and result.steps == result.start_step:
-        print(f"nothing left to do: {checkpoint.path} is at step {result.steps} of {result.total_steps}; "
-              "raise --epochs or --max-steps to train further")
-        return 0
-    shown = result.eval_pairs or result.train_pairs
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
-    print(margin_table(evaluate_margins(policy, reference, shown, config)))
+    print(margin_table(margins))
     metrics_path = os.path.join(out, run_folder.METRICS_FILE)
     print(f"wrote {result.checkpoint}, {metrics_path}")
     _write_plot(out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed

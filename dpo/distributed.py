@@ -62,8 +62,8 @@ class Distributed:
     """One process's view of the group (see the module docstring); `ops` is the backend's
     distributed module, None for a single process."""
 
-    def __init__(self, ops=None, rank: int = 0, world_size: int = 1):
-        self.ops, self.rank, self.world_size = ops, rank, world_size
+    def __init__(self, ops=None, rank: int = 0, world_size: int = 1, fsdp: bool = False):
+        self.ops, self.rank, self.world_size, self.fsdp = ops, rank, world_size, fsdp
 
     @property
     def active(self) -> bool:
@@ -119,8 +119,25 @@ class Distributed:
 
     # ---- the model ----------------------------------------------------------------------
     def wrap(self, model):
-        """The model to run forward and backward through (DDP); `model` itself for one process."""
-        return self.ops.wrap_ddp(model) if self.active else model
+        """The model to run forward and backward through: DDP around it, or (fsdp) the model itself
+        sharded in place with FSDP2 (build the optimizer after this); `model` itself for one process."""
+        if not self.active:
+            return model
+        return self.ops.wrap_fsdp(model) if self.fsdp else self.ops.wrap_ddp(model)
+
+    def full_weights(self, model) -> dict:
+        """The whole model's {name: array}; under FSDP a collective every rank must call."""
+        return self.ops.full_weights(model) if self.fsdp else model.export_weights()
+
+    def full_copies(self, model, optimizer):
+        """(model, optimizer) holding the whole state, for save_checkpoint; under FSDP a collective
+        every rank must call (rank 0 then writes); the objects themselves otherwise."""
+        return self.ops.full_copies(model, optimizer) if self.fsdp else (model, optimizer)
+
+    def shard_optimizer_state(self, optimizer):
+        """After restoring a checkpoint's whole optimizer state: shard it as the parameters are (FSDP)."""
+        if self.fsdp:
+            self.ops.shard_optimizer_state(optimizer)
 
     def no_sync(self, wrapped):
         """Inside: backward accumulates gradients without the all-reduce (all micro-steps but the last)."""
@@ -134,19 +151,22 @@ class Distributed:
 SINGLE = Distributed()
 
 
-def from_environment(backend) -> Distributed:
+def from_environment(backend, fsdp: bool = False) -> Distributed:
     """SINGLE outside torchrun; under it, join the process group on `backend` (which must
-    support multi-process training) and return this rank's Distributed."""
+    support multi-process training) and return this rank's Distributed (FSDP2 with `fsdp`)."""
     if not launched():
+        if fsdp:
+            raise DistributedError("--fsdp shards the model over the processes of torchrun; launch with "
+                                   "torchrun --nproc_per_node N -m dpo train --backend torch --fsdp ...")
         return SINGLE
     from backends import distributed_support
 
     ops = distributed_support(backend)
     if ops is None:
-        if int(os.environ["WORLD_SIZE"]) == 1:
+        if int(os.environ["WORLD_SIZE"]) == 1 and not fsdp:
             return SINGLE
         raise DistributedError(
             f"--backend {backend.name} runs in one process; under torchrun (WORLD_SIZE="
             f"{os.environ.get('WORLD_SIZE')}) use --backend torch, or run without torchrun")
     rank, world_size = ops.init(backend, timeout_s())
-    return Distributed(ops, rank, world_size)
+    return Distributed(ops, rank, world_size, fsdp)

@@ -338,7 +338,8 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
     """Pair-weighted mean metrics of the policy against the reference on `pairs`
     (no update, no graph). `ref_logps`: the reference's (n, 2) log-probs of `pairs`
     when already cached; else computed here. With a data-parallel `dist`, each rank
-    evaluates its contiguous share of `pairs` and the sums are all-reduced."""
+    evaluates its contiguous share of `pairs` and the sums are all-reduced; under FSDP every
+    rank evaluates all of them (each forward is a collective, so every rank runs the same ones)."""
     dist = dist or SINGLE
     backend = type(policy).backend
     tokenizer = tokenizer or InstructionTokenizer()
@@ -347,7 +348,7 @@ def evaluate_pairs(policy, reference, pairs, config: DPOConfig, tokenizer=None, 
         raise ValueError("evaluate_pairs: no pairs to evaluate")
     if ref_logps is None:
         ref_logps = _reference_log_probs(reference, pairs, tokenizer, config, dist)
-    if dist.active:
+    if dist.active and not dist.fsdp:
         start, stop = dist.bounds(len(pairs))
         mine = _evaluate_sums(policy, pairs[start:stop], np.asarray(ref_logps)[start:stop], config, tokenizer,
                               batch_size, prefix, backend)
@@ -475,6 +476,9 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     if dist.active and "bco_pair" in np.atleast_1d(config.loss_type):
         raise ValueError("train_dpo: loss_type bco_pair keeps a running mean of this process's rewards; "
                          "it is not supported under torchrun with more than one process")
+    if dist.fsdp and config.sync_ref_model:
+        raise ValueError("train_dpo: sync_ref_model mixes the policy's whole weights into the reference every "
+                         "few steps; it is not supported with --fsdp")
     backend = type(policy).backend
     if type(reference).backend is not backend:
         raise ValueError(f"train_dpo: policy is on {backend} but reference is on {type(reference).backend}")
@@ -493,7 +497,12 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     steps_per_epoch = math.ceil(len(pairs) / pairs_per_update)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     policy.train()
-    optimizer = make_optimizer(backend, policy.parameters(), config)
+    checkpoint = load_checkpoint(resume_from) if resume_from is not None else None
+    if checkpoint is not None:
+        _check_resume(checkpoint, config, policy, reference)
+        policy.load_weights(checkpoint.weights)
+    model = dist.wrap(policy)  # forward and backward go through it (DDP: gradients all-reduced; FSDP: sharded)
+    optimizer = make_optimizer(backend, policy.parameters(), config)  # after wrap: FSDP2 replaces the parameters
     scheduler = make_scheduler(backend, optimizer, config, total_steps)
     bco_state = RunningMean() if "bco_pair" in np.atleast_1d(config.loss_type) else None
 
@@ -502,18 +511,15 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
     reference_fingerprint = weights_fingerprint(reference.export_weights())
     monitor = DivergenceMonitor.from_config(config, policy.config.vocab_size)
     earlier_log = []
-    if resume_from is not None:
-        checkpoint = load_checkpoint(resume_from)
-        _check_resume(checkpoint, config, policy, reference)
-        policy.load_weights(checkpoint.weights)
+    if checkpoint is not None:
         checkpoint.restore_training_state(optimizer, scheduler, backend)
+        dist.shard_optimizer_state(optimizer)
         step = checkpoint.step
         earlier_log = [row for row in checkpoint.log_history if row.get("step", 0) <= step]
         if bco_state is not None and "bco_state" in checkpoint.extra:
             bco_state.load_state_dict(checkpoint.extra["bco_state"])
         monitor.norms.extend(checkpoint.extra.get("grad_norms", []))
     start_step = step
-    model = dist.wrap(policy)  # forward and backward go through it (DDP: gradients all-reduced)
     # a resumed run's log is the checkpoint's log_history; rows logged after the checkpoint are redone
     log = MetricsLog(metrics_path)
     for row in earlier_log:
@@ -530,17 +536,21 @@ def train_dpo(policy, reference, pairs, config: DPOConfig | None = None, tokeniz
 
     def save():
         nonlocal written, written_step
-        if out_dir and dist.is_main and written_step != step:
+        if out_dir and written_step != step:
+            saved_model, saved_optimizer = dist.full_copies(policy, optimizer)  # FSDP: every rank gathers
+            written_step = step
+            if not dist.is_main:
+                return
             epoch = (step - 1) // steps_per_epoch if step else 0  # the epoch of the last update
             extra = {"bco_state": bco_state.state_dict()} if bco_state is not None else {}
             extra["grad_norms"] = list(monitor.norms)  # the divergence test's window, so a resume sees it too
             moved = config.sync_ref_model  # TR-DPO moved the reference: it goes into the checkpoint, for a resume
-            written = save_checkpoint(os.path.join(out_dir, checkpoint_name(step)), policy, config,
-                                      optimizer=optimizer, scheduler=scheduler, step=step, epoch=epoch, extra=extra,
+            written = save_checkpoint(os.path.join(out_dir, checkpoint_name(step)), saved_model, config,
+                                      optimizer=saved_optimizer, scheduler=scheduler, step=step, epoch=epoch,
+                                      extra=extra,
                                       reference=weights_fingerprint(reference.export_weights()) if moved
                                       else reference_fingerprint, reference_model=reference if moved else None,
                                       log_history=earlier_log + history, max_steps=total_steps)
-            written_step = step
             rotate_checkpoints(out_dir, config.save_total_limit)
 
     def stop_if_interrupted():

@@ -55,10 +55,10 @@ def run(name, dist, out_dir=None, resume_from=None, on_log=None, **changes):
     return result, policy
 
 
-def save(path, result, policy):
+def save(path, result, weights):
     losses = np.array(result.rows("loss"))
     evals = np.array(result.rows("eval_loss"))
-    np.savez(path, losses=losses, eval_losses=evals, **{f"w:{k}": v for k, v in policy.export_weights().items()})
+    np.savez(path, losses=losses, eval_losses=evals, **{f"w:{k}": v for k, v in weights.items()})
 
 
 def main(scenario, out):
@@ -76,18 +76,29 @@ def main(scenario, out):
         run("split", dist, on_log=die)
         return 0
     for name in RUNS:
-        if name == "fsdp" and not os.environ.get("DPO_TEST_FSDP"):
-            continue
+        if name == "fsdp":  # the same run with the model sharded by FSDP2, then its checkpoint resumed
+            dist = from_environment(be, fsdp=True)
+            fsdp_out = os.path.join(out, "fsdp")
+            run("split", dist, out_dir=fsdp_out, max_steps=3)
+            result, policy = run("split", dist, out_dir=fsdp_out, resume_from=os.path.join(fsdp_out, "checkpoint-3"))
+            weights = dist.full_weights(policy)
+            if dist.is_main:
+                save(os.path.join(out, "fsdp-resumed.npz"), result, weights)
         result, policy = run(name, dist)
+        if dist.fsdp:  # the policy really is sharded: FSDP2 made its class and its parameters DTensors
+            assert type(policy).__name__ == "FSDPTinyGPT", type(policy)
+            assert all(type(p).__name__ == "DTensor" for p in policy.parameters())
+        weights = dist.full_weights(policy)
         if dist.is_main:
-            save(os.path.join(out, f"{name}.npz"), result, policy)
+            save(os.path.join(out, f"{name}.npz"), result, weights)
+    dist = from_environment(be)
     # 2 processes: the first 3 steps, checkpointed; the test resumes them in 1 process
     run("split", dist, out_dir=os.path.join(out, "split2"), max_steps=3)
     # 2 processes resume the test's 1-process checkpoint
     result, policy = run("split", dist, out_dir=os.path.join(out, "split1"),
                          resume_from=os.path.join(out, "split1", "checkpoint-3"))
     if dist.is_main:
-        save(os.path.join(out, "resumed2.npz"), result, policy)
+        save(os.path.join(out, "resumed2.npz"), result, policy.export_weights())
     return cli.main(CLI_ARGS + ["--out", os.path.join(out, "cli")])
 
 

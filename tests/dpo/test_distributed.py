@@ -80,7 +80,7 @@ def assert_same(result, policy, path):
         np.testing.assert_allclose(weights[name], mine[name], rtol=0, atol=TOL, err_msg=name)
 
 
-@pytest.mark.parametrize("name", ["plain", "accumulation"])
+@pytest.mark.parametrize("name", ["plain", "accumulation", "fsdp"])
 def test_two_processes_equal_one(launched, name):
     out, _, worker = launched
     result, policy = worker.run(name, None)
@@ -102,10 +102,32 @@ def test_checkpoints_resume_across_process_counts(launched):
         np.testing.assert_allclose(resumed_policy.export_weights()[name], value, rtol=0, atol=TOL, err_msg=name)
 
 
+def test_fsdp_checkpoint_holds_the_whole_model_and_resumes(launched):
+    """FSDP2 (fully_shard, float64, gloo): checkpoint-3 gathered on save is the 1-process checkpoint-3
+    (model and optimizer moments), and resuming it under FSDP reaches the 1-process weights."""
+    from dpo.checkpoint import load_checkpoint
+
+    out, _, worker = launched
+    sharded, single = load_checkpoint(str(out / "fsdp" / "checkpoint-3")), load_checkpoint(str(out / "split1" /
+                                                                                                "checkpoint-3"))
+    assert sorted(sharded.weights) == sorted(single.weights)
+    for name, value in single.weights.items():
+        np.testing.assert_allclose(sharded.weights[name], value, rtol=0, atol=TOL, err_msg=name)
+    mine, theirs = sharded.optimizer_state()["state"], single.optimizer_state()["state"]
+    assert sorted(mine) == sorted(theirs) and len(mine) == len(single.weights)
+    for index in theirs:
+        for key in ("exp_avg", "exp_avg_sq"):
+            np.testing.assert_allclose(mine[index][key], theirs[index][key], rtol=0, atol=TOL)
+    whole, policy = worker.run("split", None)
+    _, _, resumed = load(out / "fsdp-resumed.npz")
+    for name, value in policy.export_weights().items():
+        np.testing.assert_allclose(resumed[name], value, rtol=0, atol=TOL, err_msg=name)
+
+
 def test_cli_under_torchrun_records_the_layout(launched):
     out, output, _ = launched
     run = json.loads((out / "cli" / "run.json").read_text())
-    assert run["distributed"] == {"world_size": 2, "per_rank_batch_size": 2, "global_batch_size": 4}
+    assert run["distributed"] == {"world_size": 2, "per_rank_batch_size": 2, "global_batch_size": 4, "fsdp": False}
     rows = [json.loads(line) for line in (out / "cli" / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2]
     assert rows[0]["world_size"] == 2 and rows[0]["per_rank_batch_size"] == 2
