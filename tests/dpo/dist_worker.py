@@ -20,7 +20,7 @@ sys.path.insert(0, ROOT)
 from backends import get_backend  # noqa: E402
 from dpo import cli  # noqa: E402
 from dpo.data import make_preferences  # noqa: E402
-from dpo.distributed import from_environment  # noqa: E402
+from dpo.distributed import from_environment, local_device  # noqa: E402
 from dpo.training import build_models, train_dpo  # noqa: E402
 from tests.dpo.pipeline_setup import tiny_config  # noqa: E402
 
@@ -35,6 +35,11 @@ CLI_ARGS = ["train", "--backend", "torch", "--dtype", "float64", "--hidden", "16
             "--sft-steps", "1", "--max-steps", "2", "--batch-size", "4"]
 
 
+def torch_backend():
+    """float64 torch on $DPO_TEST_DEVICE (default cpu; "cuda" is this rank's GPU under torchrun)."""
+    return get_backend("torch", device=local_device(os.environ.get("DPO_TEST_DEVICE", "cpu")), dtype="float64")
+
+
 def data(n_train, n_eval):
     rows = list(make_preferences())
     return rows[:n_train], rows[n_train:n_train + n_eval]
@@ -42,7 +47,7 @@ def data(n_train, n_eval):
 
 def run(name, dist, out_dir=None, resume_from=None, on_log=None, **changes):
     """Train one of RUNS (or SPLIT when name == "split"); the policy after it and the result."""
-    be = get_backend("torch", dtype="float64")
+    be = torch_backend()
     if name == "split":
         config, n_train, n_eval = tiny_config(**{**SPLIT, **changes}), 10, 0
     else:
@@ -62,7 +67,7 @@ def save(path, result, weights):
 
 
 def main(scenario, out):
-    be = get_backend("torch", dtype="float64")
+    be = torch_backend()
     if scenario == "missing":
         data_file = os.path.join(out, "pairs.jsonl")  # written by the test, removed for rank 1 below
         if os.environ["RANK"] == "1":
@@ -99,7 +104,8 @@ def main(scenario, out):
                          resume_from=os.path.join(out, "split1", "checkpoint-3"))
     if dist.is_main:
         save(os.path.join(out, "resumed2.npz"), result, policy.export_weights())
-    return cli.main(CLI_ARGS + ["--out", os.path.join(out, "cli")])
+    device = os.environ.get("DPO_TEST_DEVICE", "cpu")
+    return cli.main(CLI_ARGS + ["--device", device, "--out", os.path.join(out, "cli")])
 
 
 if __name__ == "__main__":

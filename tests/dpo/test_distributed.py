@@ -165,8 +165,16 @@ def test_numpy_backend_under_torchrun_is_one_error(monkeypatch, capsys, tmp_path
                    "--backend torch, or run without torchrun"]
 
 
-def test_cuda_nccl_variant_needs_a_gpu():
+def test_cuda_nccl_two_processes_equal_one_cpu_process(tmp_path):
+    """The 'equal' launch on 2 GPUs (NCCL), compared with the 1-process CPU runs."""
     torch = require_torch()
     if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
-        pytest.skip("NCCL data-parallel needs 2 CUDA devices; none is visible here (run the same scenarios with "
-                    "--device cuda on a multi-GPU machine, see docs/distributed.md)")
+        pytest.skip("NCCL data-parallel needs 2 CUDA devices; fewer are visible here")
+    from tests.dpo import dist_worker
+
+    dist_worker.run("split", None, out_dir=str(tmp_path / "split1"), max_steps=3)
+    code, output, _ = torchrun("equal", tmp_path, extra_env={"DPO_TEST_DEVICE": "cuda"})
+    assert code == 0, output
+    for name in dist_worker.RUNS:
+        result, policy = dist_worker.run(name, None)
+        assert_same(result, policy, tmp_path / f"{name}.npz")
