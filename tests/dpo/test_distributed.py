@@ -178,3 +178,42 @@ def test_cuda_nccl_two_processes_equal_one_cpu_process(tmp_path):
     for name in dist_worker.RUNS:
         result, policy = dist_worker.run(name, None)
         assert_same(result, policy, tmp_path / f"{name}.npz")
+
+
+def test_fsdp_without_torchrun_is_one_usage_error(monkeypatch, capsys, tmp_path):
+    require_torch()
+    from dpo import cli
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    code = cli.main(["train", "--backend", "torch", "--fsdp", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --fsdp shards the model over the processes of torchrun; launch with torchrun --nproc_per_node N "
+        "-m dpo train --backend torch --fsdp ..."]
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_a_bad_timeout_is_named(monkeypatch, value):
+    from dpo import distributed
+
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, value)
+    with pytest.raises(distributed.DistributedError, match=rf"^\$DPO_DIST_TIMEOUT='{value}': must be a number of "
+                                                          r"seconds > 0$"):
+        distributed.timeout_s()
+
+
+@pytest.mark.parametrize("changes, fsdp, message", [
+    (dict(loss_type="bco_pair"), False, "loss_type bco_pair keeps a running mean of this process's rewards"),
+    (dict(sync_ref_model=True), True, "sync_ref_model mixes the policy's whole weights into the reference"),
+])
+def test_what_data_parallel_refuses(changes, fsdp, message):
+    """Refused before any collective (the group here is a stand-in that would fail if one ran)."""
+    from dpo.distributed import Distributed
+    from dpo.training import build_models, train_dpo
+    from tests.dpo.pipeline_setup import backend, pairs, tiny_config
+
+    config = tiny_config(**changes)
+    policy, reference = build_models(config, backend=backend("torch"))
+    with pytest.raises(ValueError, match=message):
+        train_dpo(policy, reference, pairs(8), config, dist=Distributed(object(), 0, 2, fsdp=fsdp))
