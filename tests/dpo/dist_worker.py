@@ -32,7 +32,7 @@ RUNS = {
 }
 SPLIT = dict(max_steps=6, batch_size=4, checkpoint_every=3)  # the resume runs: 6 steps, a checkpoint at 3
 CLI_ARGS = ["train", "--backend", "torch", "--dtype", "float64", "--hidden", "16", "--heads", "2", "--depth", "1",
-            "--sft-steps", "1", "--max-steps", "2", "--batch-size", "4"]
+            "--sft-steps", "1", "--max-steps", "2", "--batch-size", "4", "--precompute-ref-log-probs"]
 
 
 def torch_backend():

@@ -8,8 +8,11 @@ in this process, with the same configs (dist_worker.RUNS). What is checked:
   and shards of unequal size (one rank with no pair in a micro-batch);
 - a 2-process checkpoint resumes in 1 process to the uninterrupted 1-process weights, and a
   1-process checkpoint resumes in 2 processes to them too;
+- FSDP2 (--fsdp): the same losses and weights; its checkpoint holds the whole model and optimizer
+  state, equal to the one-process checkpoint, and resumes to the one-process weights;
 - `torchrun -m dpo train` writes run.json and a first metrics row stating the world size and
-  the per-rank batch size, from rank 0 only;
+  the per-rank batch size, from rank 0 only; the reference log-probs computed half per rank and
+  gathered equal one process's;
 - a file missing on one rank, and a rank killed mid-run, end every rank with a non-zero exit
   and the message, within the documented timeout; --backend numpy under torchrun is one error.
 """
@@ -133,7 +136,29 @@ def test_cli_under_torchrun_records_the_layout(launched):
     assert rows[0]["world_size"] == 2 and rows[0]["per_rank_batch_size"] == 2
     assert os.path.isdir(out / "cli" / "checkpoint-2")
     assert output.count("SFT warm-up: 1 steps") == 1  # rank 0 alone reports
-    assert output.count("wrote ") == 1
+    assert output.count("checkpoint-2, ") == 1  # "wrote <out>/checkpoint-2, <out>/metrics.jsonl"
+    assert output.count("wrote the reference log-probs") == 1
+
+
+def test_reference_log_probs_sharded_and_gathered_equal_one_process(launched):
+    """The CLI run's stored reference log-probs (each rank computed half, rank 0 wrote the gathered
+    array) are those one process computes from the saved reference."""
+    from backends import get_backend
+    from dpo.checkpoint import load_checkpoint
+    from dpo.config import DPOConfig
+    from dpo.data import make_preferences
+    from dpo.model import TinyGPT
+    from dpo.training import reference_log_probs
+
+    out, _, _ = launched
+    config = DPOConfig.from_dict(json.loads((out / "cli" / "run.json").read_text())["config"])
+    reference = TinyGPT(config.model, backend=get_backend("torch", dtype="float64"))
+    reference.load_weights(load_checkpoint(str(out / "cli" / "reference.safetensors")).weights)
+    expected = reference_log_probs(reference, list(make_preferences()), config=config)
+    with np.load(out / "cli" / "ref_logps_train.npz") as saved:
+        stored = saved["logps"]
+    assert stored.shape == (12, 2)
+    np.testing.assert_allclose(stored, expected, rtol=0, atol=TOL)
 
 
 def test_a_file_missing_on_one_rank_ends_every_rank(tmp_path):
