@@ -1,4 +1,4 @@
-"""Command line: `python -m dpo {demo,sft,train,eval,generate}` (also the `minigrad-dpo` script).
+"""Command line: `python -m dpo {demo,sft,train,eval,generate,frontier}` (also the `minigrad-dpo` script).
 
     python -m dpo demo                                   # the whole lesson on the twelve triples
     python -m dpo sft --data prefs.jsonl --out runs/a    # SFT warm-up -> runs/a/sft.safetensors
@@ -6,6 +6,7 @@
     python -m dpo train --resume --out runs/a                # continue from the newest checkpoint
     python -m dpo eval --checkpoint runs/a/checkpoint-60 --data prefs.jsonl
     python -m dpo generate --checkpoint runs/a --prompt "Compute 2 + 3."   # a run folder: its newest checkpoint
+    python -m dpo frontier --out runs/frontier [--quick]   # reward vs KL against a known reward
 
 Exit status (EXIT_STATUS below, also in --help): 0 done; 2 bad input or usage of any
 kind (options, files, data, checkpoints, --out, a device that is not there), checked
@@ -248,12 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
+    _add_frontier(commands)
     for command in commands.choices.values():
         command.epilog = EXIT_STATUS
     return parser
 
 
 NEWEST = ""  # --resume given without a path
+
+
+def _add_frontier(commands):
+    """`frontier`: the reward–KL experiment against a known reward (options: dpo/frontier/command.py)."""
+    from .frontier.command import add_arguments
+
+    frontier = commands.add_parser("frontier", help="reward-KL frontier of DPO, IPO, SimPO, preferred-FT on a task "
+                                                    "with a known reward",
+                                   description="SFT a reference on synthetic reviews, sample and label preferences "
+                                               "by the true reward, train each loss type and beta, and plot true "
+                                               "reward against KL to the reference (docs/frontier.md).")
+    _add_runtime(frontier)
+    add_arguments(frontier)
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -578,7 +593,14 @@ def cmd_generate(args):
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate}
+def cmd_frontier(args):
+    from .frontier.command import run
+
+    return run(args, _backend(args))
+
+
+COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
+            "frontier": cmd_frontier}
 TRAINING_COMMANDS = ("sft", "train")  # a signal ends them after the current step, with a checkpoint (train)
 BAD_INPUT = (UsageError, RunFolderError, PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError,
              NotADirectoryError, PermissionError, TokenizerFolderError, ChatTemplateError)

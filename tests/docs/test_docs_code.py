@@ -18,7 +18,7 @@ from tests.docs.markdown_blocks import LANGUAGES, blocks
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 CHAPTERS = ("dpo-derivation.md", "loss-variants.md", "how-minigrad-works.md", "kernels.md", "backend-parity.md",
-            "cli-and-api.md", "exercises.md")
+            "cli-and-api.md", "exercises.md", "frontier.md")
 MARKDOWN = sorted(DOCS.rglob("*.md")) + ([ROOT / "README.md"] if (ROOT / "README.md").exists() else [])
 # a page whose code needs torch outright (not one that only uses it when it is there)
 USES_TORCH = re.compile(r"^\s*(import|from) torch\b|get_backend\(\s*\"torch\"\s*[,)]|backend=\"torch\"",
