@@ -30,11 +30,19 @@ def token_logprobs(logits, targets, ignore_index=-100):
     return picked.masked_fill(~valid, 0.0)
 
 
+def rotary_embedding(x, cos, sin):
+    """x∘cos + rotate_half(x)∘sin, rotate_half([x1, x2]) = [-x2, x1] (minigrad's
+    `F.rotary_embedding`, for torch)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+
 def _functional_namespace():
-    """torch.nn.functional plus the one minigrad extension the DPO code uses."""
+    """torch.nn.functional plus the minigrad extensions the models and DPO code use."""
     names = [k for k in dir(torch_functional) if not k.startswith("__")]
     namespace = types.SimpleNamespace(**{k: getattr(torch_functional, k) for k in names})
     namespace.token_logprobs = token_logprobs
+    namespace.rotary_embedding = rotary_embedding
     return namespace
 
 

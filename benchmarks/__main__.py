@@ -1,13 +1,18 @@
-"""`python -m benchmarks` (or `make bench`): DPO on minigrad vs PyTorch; see dpo_vs_torch.py.
+"""`python -m benchmarks` (or `make bench`): DPO on minigrad vs PyTorch (dpo_vs_torch.py),
+then the GPT-2-small-shaped step and generation (pretrained.py).
 The kernel benchmark is `python -m benchmarks.kernels`."""
 
 import argparse
 
+from . import pretrained
 from .dpo_vs_torch import run
 
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
 parser.add_argument("--quick", action="store_true", help="fewer repeats, no cold-start measurement")
 parser.add_argument("--cuda", action="store_true", help="also time the large config on torch CUDA (float32, bf16)")
-parser.add_argument("--skip", default="", help="comma-separated parts to skip: scaling, cold")
+parser.add_argument("--skip", default="", help="comma-separated parts to skip: scaling, cold, pretrained")
 args = parser.parse_args()
-run(quick=args.quick, cuda=args.cuda, skip=tuple(s for s in args.skip.split(",") if s))
+skip = tuple(s for s in args.skip.split(",") if s)
+run(quick=args.quick, cuda=args.cuda, skip=tuple(s for s in skip if s != "pretrained"))
+if "pretrained" not in skip:
+    pretrained.run(quick=args.quick, out_dir=None if args.quick else "benchmarks/results")

@@ -7,7 +7,9 @@
 A workload is one DPO training step on a backend (the first form), or one
 implementation of an op, forward and backward, as an op benchmark
 (`benchmarks.kernels`, `benchmarks.fused_ops`) defines it in its `OPS` table (the
-second form: impl is numba, numpy or torch; torch is imported only for torch).
+second form: impl is numba, numpy or torch; torch is imported only for torch),
+or what a function named by {"workload": "module:function", ...} builds from
+the spec (`benchmarks.pretrained`).
 
 The side-by-side runner (`benchmarks.side_by_side`) starts one worker per
 backend and sends each, in turn, the number of steps to run. Each backend thus
@@ -78,6 +80,15 @@ def _op_call(spec: dict):
     return call, {"impl": impl, "threads": threads}
 
 
+def _named_workload(spec: dict):
+    """(step, info) from a function "module:name" that builds a workload from the spec
+    (e.g. benchmarks.pretrained's DPO step and generation)."""
+    import importlib
+
+    module, name = spec["workload"].split(":")
+    return getattr(importlib.import_module(module), name)(spec)
+
+
 def _settle(step, settle_s: float) -> int:
     """Run `step` untimed, at least once and until `settle_s` seconds have passed: the
     number of steps run."""
@@ -89,7 +100,10 @@ def _settle(step, settle_s: float) -> int:
 
 
 def main(spec: dict) -> None:
-    step, info = _op_call(spec) if "op" in spec else _dpo_step(spec)
+    if "workload" in spec:
+        step, info = _named_workload(spec)
+    else:
+        step, info = _op_call(spec) if "op" in spec else _dpo_step(spec)
     rss_before = _rss_mib()
     print(json.dumps({"ready": True, **info, "rss_mib": rss_before}), flush=True)
     for line in sys.stdin:

@@ -22,6 +22,7 @@ from .hf_tokenizer import HFTokenizer, load_tokenizer
 from .logprobs import sequence_log_prob
 from .losses import dpo_loss
 from .model import GPTConfig, TinyGPT, init_weights
+from .pretrained import PretrainedError, load_pretrained
 from .tokenize import tokenize_row
 from .tokenizer import InstructionTokenizer
 from .training import TrainingDiverged, build_models, freeze, train_dpo, warmup_pretrain
@@ -31,5 +32,6 @@ __all__ = [
     "init_weights", "DPOConfig", "build_models", "freeze", "warmup_pretrain", "sequence_log_prob", "dpo_loss",
     "train_dpo", "TrainingDiverged", "evaluate_margins", "margin_table", "generate", "run_demo",
     "PreferenceBatch", "collate", "iterate_batches", "split_train_eval", "save_checkpoint", "load_checkpoint",
+    "load_pretrained", "PretrainedError",
     "load_tokenizer", "HFTokenizer", "tokenize_row",
 ]

@@ -33,6 +33,7 @@ floating-point tensor read back is checked to be finite.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -94,7 +95,12 @@ def weights_fingerprint(weights: dict) -> str:
 
 def architecture_of(model) -> dict:
     """The model class and its config: what must agree between a policy and its reference."""
-    return {"class": type(model).__name__, **model.config.to_dict()}
+    config = model.config
+    if hasattr(config, "to_dict"):
+        values = config.to_dict()
+    else:  # the pretrained families' frozen dataclasses (their `raw` copy of config.json does not compare)
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.compare}
+    return json.loads(json.dumps({"class": type(model).__name__, **values}, default=_json_default))  # as stored
 
 
 def architecture_difference(first: dict, second: dict) -> str | None:

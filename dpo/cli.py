@@ -6,6 +6,7 @@
     python -m dpo train --resume --out runs/a                # continue from the newest checkpoint
     python -m dpo eval --checkpoint runs/a/checkpoint-60 --data prefs.jsonl
     python -m dpo generate --checkpoint runs/a --prompt "Compute 2 + 3."   # a run folder: its newest checkpoint
+    python -m dpo train --model SmolLM2-135M-Instruct --data prefs.jsonl --out runs/b   # -> runs/b/model/
     python -m dpo frontier --out runs/frontier [--quick]   # reward vs KL against a known reward
 
 Exit status (EXIT_STATUS below, also in --help): 0 done; 2 bad input or usage of any
@@ -46,6 +47,7 @@ from .formats import read_messages
 from .hf_tokenizer import TokenizerFolderError
 from .interrupts import RunInterrupted, saving_on_interrupt
 from .metrics import plot_metrics, read_metrics
+from .pretrained import PretrainedError
 from .run_folder import RunFolderError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
@@ -93,6 +95,13 @@ def _number_at_least_zero(text):
     return value
 
 
+def _fraction_up_to_one(text):
+    value = _float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
 def _non_negative_int(text):
     value = _integer(text)
     if value < 0:
@@ -124,6 +133,18 @@ def _add_runtime(p, seed=True):
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default: float32")
     if seed:
         g.add_argument("--seed", type=_non_negative_int, default=None, help="seeds sampling (default 0)")
+
+
+MODEL_DEST = "config:model_path"  # --model fills DPOConfig.model_path, as --model-name-or-path does
+
+
+def _add_model(p, instead_of=None):
+    """--model DIR, before the config options (which then leave the flag to it)."""
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="DIR", dest=MODEL_DEST, default=None,
+                   help="a Hugging Face model folder (GPT-2, Llama, Qwen2: config.json, safetensors, tokenizer) "
+                        "used instead of TinyGPT, with its own tokenizer and chat template"
+                        + (f"; instead of {instead_of}" if instead_of else ""))
 
 
 def _add_data(p):
@@ -205,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Next-token training on the chosen completions; writes DIR/sft.safetensors.")
     _add_runtime(sft, seed=False)
     _add_data(sft)
+    _add_model(sft)
     _add_config_options(sft, only=SFT_OPTIONS)
-    _add_out(sft, "output folder")
+    _add_out(sft, "output folder (with --model: the trained model as a Hugging Face folder DIR/model)")
 
     train = commands.add_parser("train", help="DPO training",
                                 description="DPO against a frozen reference (the --init model, or a fresh SFT "
@@ -223,27 +245,31 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--resume", metavar="CKPT", nargs="?", const=NEWEST, default=None,
                        help="continue the run in --out from CKPT, a checkpoint-<step> folder of it (default: the "
                             "newest); its config, data file and reference are used and checked")
-    _add_out(train, "the run folder (run.json, reference, checkpoint-<step>/, metrics); with --resume CKPT, "
-                    "default: the folder CKPT is in", required=False)
+    _add_out(train, "the run folder (run.json, reference, checkpoint-<step>/, metrics; with --model: the trained "
+                    "policy as a Hugging Face folder DIR/model); with --resume CKPT, default: the folder CKPT is in",
+             required=False)
+    _add_model(train)
     _add_config_options(train)
 
     evaluate = commands.add_parser("eval", help="reward margins of a trained policy",
                                    description="Per-pair log-probs, rewards and margins against the reference.")
     _add_runtime(evaluate, seed=False)
     _add_data(evaluate)
-    evaluate.add_argument("--checkpoint", metavar="CKPT", required=True,
+    evaluate.add_argument("--checkpoint", metavar="CKPT", default=None,
                           help="the policy: a checkpoint-<step> folder, a model file, or a run folder (its newest "
                                "checkpoint)")
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
-                          help="the reference (default: the run folder's reference.safetensors); it must be the one "
-                               "the policy was trained against")
+                          help="the reference (default: the run folder's reference.safetensors; with --model: a "
+                               "Hugging Face folder, required); it must be the one the policy was trained against")
+    _add_model(evaluate, instead_of="--checkpoint")
     _add_config_options(evaluate, only=LENGTH_OPTIONS)
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
-    gen.add_argument("--checkpoint", metavar="CKPT", required=True,
+    gen.add_argument("--checkpoint", metavar="CKPT", default=None,
                      help="a checkpoint-<step> folder, a model file, or a run folder (its newest checkpoint)")
+    _add_model(gen, instead_of="--checkpoint")
     gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
     gen.add_argument("--system", default=None, help="a system message before each --prompt")
     gen.add_argument("--messages", action="append", default=[], metavar="FILE_OR_JSON",
@@ -252,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-new-tokens", type=_positive_int, default=48)
     gen.add_argument("--temperature", type=_number_at_least_zero, default=0.0, help="0 = greedy (default)")
     gen.add_argument("--top-k", type=_positive_int, default=None)
+    gen.add_argument("--top-p", type=_fraction_up_to_one, default=None, help="nucleus sampling mass, in (0, 1]")
     _add_frontier(commands)
     for command in commands.choices.values():
         command.epilog = EXIT_STATUS
@@ -284,15 +311,18 @@ def _backend(args):
         raise UsageError(str(error)) from None
 
 
-def _pairs(args, max_len, config=None):
+def _pairs(args, max_len, config=None, tokenizer=None):
     if args.data is None:
+        if tokenizer is not None:
+            raise UsageError(f"{args.command} --model: give --data FILE (the built-in pairs are for TinyGPT)")
         pairs = make_preferences()
     else:
-        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config)
+        pairs = load_preferences(args.data, skip_invalid=args.skip_invalid, max_len=max_len, config=config,
+                                 tokenizer=tokenizer)
         if pairs.skipped:
             print(f"skipped {len(pairs.skipped)} invalid row(s) of {args.data}; first: {pairs.skipped[0].reason}",
                   file=sys.stderr)
-    note = truncation_note(pairs, max_len=max_len, config=config)
+    note = truncation_note(pairs, tokenizer, max_len=max_len, config=config)
     if note:
         print(f"{args.data or 'the built-in pairs'}: {note}", file=sys.stderr)
     return pairs
@@ -347,14 +377,20 @@ def _check_precision(backend, config):
 
 
 def _model_from_checkpoint(path, backend):
+    """(model, config, checkpoint): a TinyGPT, or the model of the run's Hugging Face folder
+    (config.model_path), with the checkpoint's weights."""
     from .model import TinyGPT
+    from .pretrained import load_pretrained
 
     checkpoint = load_checkpoint(path)
     try:
         config = DPOConfig.from_dict(checkpoint.config)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{checkpoint.path}: its config is not usable here ({error})") from None
-    model = TinyGPT(config.model, backend=backend)
+    if config.model_path is not None:
+        model = load_pretrained(config.model_path, backend=backend)
+    else:
+        model = TinyGPT(config.model, backend=backend)
     difference = architecture_difference(checkpoint.architecture, architecture_of(model))
     if difference:
         raise CheckpointError(f"{checkpoint.path}: its architecture and its config disagree ({difference})")
@@ -388,6 +424,36 @@ def _say(notes):
         print(note, file=sys.stderr)
 
 
+def _tokenizer_of(config):
+    """The run's tokenizer: its model folder's (config.model_path), else the byte tokenizer."""
+    if config.model_path is None:
+        from .tokenizer import InstructionTokenizer
+
+        return InstructionTokenizer()
+    from .hf_tokenizer import load_tokenizer
+
+    return load_tokenizer(config.model_path)
+
+
+def _pretrained(path, backend):
+    """(model, tokenizer) from a Hugging Face model folder."""
+    from .hf_tokenizer import load_tokenizer
+    from .pretrained import load_pretrained
+
+    model = load_pretrained(path, backend=backend)
+    tokenizer = load_tokenizer(path)
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise PretrainedError(f"{path}: the tokenizer has {tokenizer.vocab_size} ids, the model's vocabulary "
+                              f"only {model.config.vocab_size}")
+    return model, tokenizer
+
+
+def _save_model(model, out_dir):
+    path = os.path.join(out_dir, "model")
+    model.save_pretrained(path)
+    return path
+
+
 def _write_plot(out_dir, rows, config):
     names = [config.loss_type] if isinstance(config.loss_type, str) else config.loss_type
     weights = config.loss_weights or [1.0] * len(names)
@@ -401,6 +467,8 @@ def cmd_demo(args):
     from .demo import run_demo
 
     config = _config(args)
+    if config.model_path is not None:
+        raise UsageError("demo runs TinyGPT on the built-in triples; train a model folder with train --model DIR")
     if args.out:
         _say(run_folder.prepare_out(args.out, overwrite=args.overwrite))
     backend = _backend(args)
@@ -416,7 +484,7 @@ def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
     config = _config(args)
-    path = os.path.join(args.out, "sft.safetensors")
+    path = os.path.join(args.out, "model" if config.model_path is not None else "sft.safetensors")
     run_folder.check_writable(args.out)
     if os.path.exists(path) and not args.overwrite:
         raise RunFolderError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
@@ -424,14 +492,21 @@ def cmd_sft(args):
     if removed:
         _say([f"{args.out}: removed {len(removed)} temporary file(s) left by an interrupted write"])
     backend = _backend(args)
-    pairs = _pairs(args, config.max_len, config)
-    policy, _ = build_models(config, backend=backend)
-    losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
-                             config=config, divergence_factor=config.divergence_sft_factor,
+    tokenizer = None
+    if config.model_path is not None:
+        policy, tokenizer = _pretrained(config.model_path, backend)
+    else:
+        policy, _ = build_models(config, backend=backend)
+    pairs = _pairs(args, config.max_len, config, tokenizer)
+    losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
+                             batch_size=config.batch_size, seed=config.seed, max_len=config.max_len, config=config,
+                             divergence_factor=config.divergence_sft_factor,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
-    save_model(path, policy, config, step=len(losses))
+    if config.model_path is not None:
+        path = _save_model(policy, args.out)
+    else:
+        save_model(path, policy, config, step=len(losses))
     print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {path}")
     return 0
 
@@ -490,22 +565,36 @@ def cmd_train(args):
         if not args.out:
             raise UsageError("train: the following arguments are required: --out")
         out, checkpoint = args.out, None
-        config = _config(args)
+        # a model folder arrives trained: no SFT warm-up unless --sft-steps asks for one
+        config = _config(args, base=DPOConfig(sft_steps=0) if getattr(args, MODEL_DEST, None) else None)
+        if config.model_path is not None and args.init:
+            raise UsageError("train: --init takes a TinyGPT checkpoint; a model folder starts from --model DIR, "
+                             "and --resume finds the run's folder in its checkpoint")
         if dist.is_main:  # one process prepares the folder; the others wait for it below
-            _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data]))
+            _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data, config.model_path]))
+    if dist.fsdp and config.model_path is not None:
+        raise UsageError("train: --fsdp with --model DIR is not supported yet (the model folder is saved unsharded); "
+                         "use DDP (drop --fsdp) for a model folder")
     dist.barrier()
     _check_precision(backend, config)
     reference_path = os.path.join(out, run_folder.REFERENCE_FILE)
     if checkpoint is not None and checkpoint.reference_file:  # TR-DPO: the reference moved with the checkpoint
         reference_path = checkpoint.reference_file
-    if args.init:
-        init_model, _, _ = _model_from_checkpoint(args.init, backend)
+    tokenizer = None
+    if config.model_path is not None:  # a Hugging Face folder: policy and reference start as its model
+        policy, tokenizer = _pretrained(config.model_path, backend)
+        reference = policy.to_backend(backend)
+    elif args.init:
+        init_model, init_config, _ = _model_from_checkpoint(args.init, backend)
+        if init_config.model_path is not None:
+            raise UsageError(f"train --init {args.init}: a checkpoint of a Hugging Face model; start from its "
+                             "folder with --model DIR (e.g. the run's OUT/model)")
         if init_model.config != config.model:
             config = DPOConfig.from_dict({**config.to_dict(), "model": init_model.config.to_dict()})
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
     else:
         policy, reference = build_models(config, backend=backend)
-    pairs = _pairs(args, config.max_len, config)
+    pairs = _pairs(args, config.max_len, config, tokenizer)
     if checkpoint is not None:
         saved, _, _ = _model_from_checkpoint(reference_path, backend)
         reference.load_weights(saved.export_weights())
@@ -515,7 +604,7 @@ def cmd_train(args):
             _say([note])
     else:
         if not args.init and config.sft_steps:
-            losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
+            losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
                                      batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
                                      config=config, divergence_factor=config.divergence_sft_factor)
             if dist.is_main:
@@ -526,7 +615,8 @@ def cmd_train(args):
         run_folder.write_run(out, {
             "command": "train", "config": config.to_dict(),
             "data": {**run_folder.data_record(args.data), "skip_invalid": args.skip_invalid},
-            "tokenizer": {"name": "InstructionTokenizer", "vocab_size": config.model.vocab_size},
+            "tokenizer": {"name": config.model_path or "InstructionTokenizer",
+                          "vocab_size": (tokenizer.vocab_size if tokenizer is not None else config.model.vocab_size)},
             "init": os.path.abspath(args.init) if args.init else None,
             "reference": {"path": run_folder.REFERENCE_FILE,
                           "fingerprint": weights_fingerprint(reference.export_weights()),
@@ -538,16 +628,8 @@ def cmd_train(args):
         })
     freeze(reference)
 
-    def show(row):
-        if "loss" in row:
-            print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
-                  f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}", flush=True)
-        elif "eval_loss" in row:
-            print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
-                  f"  accuracy {row['eval_rewards/accuracies']:.2f}", flush=True)
-
-    result = train_dpo(policy, reference, pairs, config, out_dir=out,
-                       resume_from=checkpoint.path if checkpoint else None, on_log=show if dist.is_main else None,
+    result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=out,
+                       resume_from=checkpoint.path if checkpoint else None, on_log=_show_row if dist.is_main else None,
                        dist=dist)
     if checkpoint is not None and result.steps == result.start_step:
         dist.close()
@@ -556,22 +638,46 @@ def cmd_train(args):
                   "raise --epochs or --max-steps to train further")
         return 0
     shown = result.eval_pairs or result.train_pairs
-    margins = evaluate_margins(policy, reference, shown, config)  # every rank: under FSDP a forward is a collective
+    # every rank: under FSDP a forward is a collective
+    margins = evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)
     dist.close()
     if not dist.is_main:
         return 0
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(margins))
+    written = _save_model(policy, out) if config.model_path is not None else result.checkpoint
     metrics_path = os.path.join(out, run_folder.METRICS_FILE)
-    print(f"wrote {result.checkpoint}, {metrics_path}")
+    print(f"wrote {written}, {metrics_path}")
     _write_plot(out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
     return 0
+
+
+def _show_row(row):
+    if "loss" in row:
+        print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
+              f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}", flush=True)
+    elif "eval_loss" in row:
+        print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
+              f"  accuracy {row['eval_rewards/accuracies']:.2f}", flush=True)
 
 
 def cmd_eval(args):
     from .evaluation import evaluate_margins, margin_table
 
     backend = _backend(args)
+    if getattr(args, MODEL_DEST, None):
+        if args.checkpoint or not args.reference:
+            raise UsageError("eval --model DIR: give the reference folder as --reference DIR (and no --checkpoint)")
+        config = _config(args)
+        policy, tokenizer = _pretrained(config.model_path, backend)
+        reference, _ = _pretrained(args.reference, backend)
+        margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config, tokenizer), config,
+                                   tokenizer=tokenizer)
+        print(margin_table(margins))
+        print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
+        return 0
+    if not args.checkpoint:
+        raise UsageError("eval: give --checkpoint CKPT (TinyGPT) or --model DIR (a Hugging Face folder)")
     policy, config, checkpoint = _model_from_checkpoint(args.checkpoint, backend)
     reference_path = args.reference
     if reference_path is None:  # the one the checkpoint holds (TR-DPO moved it), else the run folder's
@@ -582,7 +688,9 @@ def cmd_eval(args):
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
     _check_reference(checkpoint, policy, reference, reference_path)
     config = _config(args, base=config)  # the checkpoint's config, with length options given here
-    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config), config)
+    tokenizer = None if config.model_path is None else _tokenizer_of(config)
+    margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config, tokenizer), config,
+                               tokenizer=tokenizer)
     print(margin_table(margins))
     print(f"accuracy {np.mean([m.margin > 0 for m in margins]):.2f}")
     return 0
@@ -590,7 +698,6 @@ def cmd_eval(args):
 
 def cmd_generate(args):
     from .generation import generate
-    from .tokenizer import InstructionTokenizer
 
     if not args.prompt and not args.messages:
         raise UsageError("generate: give --prompt TEXT or --messages FILE_OR_JSON (see --help)")
@@ -600,11 +707,18 @@ def cmd_generate(args):
         conversations = [read_messages(value) for value in args.messages]
     except ValueError as error:
         raise UsageError(str(error)) from None
-    model, _, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
-    tokenizer = InstructionTokenizer()
+    model_path = getattr(args, MODEL_DEST, None)
+    if bool(args.checkpoint) == bool(model_path):
+        raise UsageError("generate: give one of --checkpoint CKPT (TinyGPT) and --model DIR (a Hugging Face folder)")
+    if model_path:
+        model, tokenizer = _pretrained(model_path, _backend(args))
+    else:
+        model, config, _ = _model_from_checkpoint(args.checkpoint, _backend(args))
+        tokenizer = _tokenizer_of(config)
     for prompt in args.prompt + conversations:
         text = generate(model, tokenizer, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                        top_k=args.top_k, seed=args.seed or 0, system=args.system if isinstance(prompt, str) else None,
+                        top_k=args.top_k, top_p=args.top_p, seed=args.seed or 0,
+                        system=args.system if isinstance(prompt, str) else None,
                         notify=lambda message: print(f"note: {message}", file=sys.stderr))
         shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
         print(f"{shown}\n  -> {text}")
@@ -622,7 +736,7 @@ COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_ev
 TRAINING_COMMANDS = ("sft", "train")  # a signal ends them after the current step, with a checkpoint (train)
 BAD_INPUT = (UsageError, distributed.DistributedError, RunFolderError, PreferenceDataError, CheckpointError,
              FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, TokenizerFolderError,
-             ChatTemplateError)
+             ChatTemplateError, PretrainedError)
 
 
 class _Terminated(BaseException):

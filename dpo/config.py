@@ -112,6 +112,10 @@ class DPOConfig:
     precompute_ref_log_probs: bool = option(False, trl="precompute_ref_log_probs",
                                             help="store the reference's log-probs next to the run and reuse them "
                                                  "(dpo.ref_cache)")
+    model_path: str | None = option(None, trl="model_name_or_path",
+                                    help="a Hugging Face model folder (GPT-2, Llama, Qwen2; dpo.load_pretrained) "
+                                         "trained instead of a TinyGPT of the model size; max_len is then the "
+                                         "folder's context length")
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -161,12 +165,16 @@ class DPOConfig:
         for name in ("max_length", "max_prompt_length", "max_completion_length"):
             if getattr(self, name) is not None:
                 positive(name, integer=True)
-        if self.max_length is not None and isinstance(self.model, GPTConfig) and self.max_length > self.model.max_len:
+        # a model folder's context is checked where the folder is read (collate), not here
+        if (self.max_length is not None and self.model_path is None and isinstance(self.model, GPTConfig)
+                and self.max_length > self.model.max_len):
             raise ValueError(f"DPOConfig.max_length {self.max_length} exceeds the model's context "
                              f"(model.max_len {self.model.max_len})")
         if self.truncation_mode not in ("keep_start", "keep_end"):
             raise ValueError(f"DPOConfig.truncation_mode must be 'keep_start' or 'keep_end', "
                              f"got {self.truncation_mode!r}")
+        if self.model_path is not None and not isinstance(self.model_path, str):
+            raise ValueError(f"DPOConfig.model_path must be a folder path or None, got {self.model_path!r}")
         if not isinstance(self.precompute_ref_log_probs, bool):
             raise ValueError(f"DPOConfig.precompute_ref_log_probs must be True or False, got "
                              f"{self.precompute_ref_log_probs!r}")
@@ -207,6 +215,10 @@ class DPOConfig:
 
     @property
     def max_len(self) -> int:
+        if self.model_path is not None:
+            from .pretrained import context_length
+
+            return context_length(self.model_path)
         return self.model.max_len
 
     def to_dict(self) -> dict:

@@ -85,13 +85,17 @@ class CausalSelfAttention(ModelDefinition):
         self.qkv = self.nn.Linear(config.hidden, 3 * config.hidden, bias=False)
         self.out = self.nn.Linear(config.hidden, config.hidden, bias=False)
 
-    def forward(self, x, key_mask=None):
+    def forward(self, x, key_mask=None, cache=None):
         """x (B, T, C) -> (B, T, C), causal. `key_mask`: None, or bool (B, 1, 1, T) with
-        True for keys that are tokens (False = padding); torch ANDs it with is_causal."""
+        True for keys that are tokens (False = padding); torch ANDs it with is_causal.
+        With a `cache` (dpo.kv_cache) the cache attends over its keys and these."""
         B, T, C = x.shape
         qkv = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, heads, T, head_dim)
-        y = self.F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=True)
+        if cache is not None:
+            y = cache.attend(self.layer_index, q, k, v)
+        else:
+            y = self.F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, is_causal=True)
         return self.out(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -105,8 +109,8 @@ class Block(ModelDefinition):
         self.fc1 = nn.Linear(config.hidden, 4 * config.hidden)
         self.fc2 = nn.Linear(4 * config.hidden, config.hidden)
 
-    def forward(self, x, key_mask=None):
-        x = x + self.attn(self.ln1(x), key_mask)
+    def forward(self, x, key_mask=None, cache=None):
+        x = x + self.attn(self.ln1(x), key_mask, cache)
         return x + self.fc2(self.F.gelu(self.fc1(self.ln2(x))))
 
 
@@ -122,6 +126,8 @@ class TinyGPT(ModelDefinition):
         self.tok = nn.Embedding(config.vocab_size, config.hidden)
         self.pos = nn.Embedding(config.max_len, config.hidden)
         self.blocks = nn.ModuleList([Block(config, backend=backend) for _ in range(config.depth)])
+        for i, block in enumerate(self.blocks):
+            block.attn.layer_index = i  # the cache's key for this layer
         self.ln_f = nn.LayerNorm(config.hidden, eps=1e-5)
         self.head = nn.Linear(config.hidden, config.vocab_size, bias=False)
         backend.place(self)
@@ -183,19 +189,25 @@ class TinyGPT(ModelDefinition):
                 )
         return ids, attention_mask
 
-    def forward(self, ids, attention_mask=None):
+    def forward(self, ids, attention_mask=None, cache=None):
         """Logits (B, T, vocab) for token ids (B, T); `attention_mask` (B, T), 1 for
-        tokens and 0 for right padding, is optional. One error per bad input:
-        ids not (B, T) int64, T > max_len, an id outside the vocabulary, a mask of
-        another shape."""
+        tokens and 0 for right padding, is optional; `cache` a dpo.kv_cache.KVCache
+        (generation). One error per bad input: ids not (B, T) int64, T > max_len, an
+        id outside the vocabulary, a mask of another shape."""
         ids, attention_mask = self._check_inputs(ids, attention_mask)
-        T = ids.shape[1]
-        x = self.tok(ids) + self.pos(type(self).backend.arange(T))
+        T, backend = ids.shape[1], type(self).backend
+        if cache is None:
+            positions = backend.arange(T)
+        else:
+            mask = None if attention_mask is None else backend.to_numpy(attention_mask)
+            cache.check("TinyGPT", ids.shape[0], T, mask, self.config.max_len)
+            positions = backend.tensor(cache.positions(T, mask))
+        x = self.tok(ids) + self.pos(positions)
         # right padding: a token only ever attends to earlier tokens, so the key mask
         # changes only the outputs at padded positions (which no loss reads)
-        key_mask = None if attention_mask is None else (attention_mask != 0)[:, None, None, :]
+        key_mask = None if attention_mask is None or cache is not None else (attention_mask != 0)[:, None, None, :]
         for block in self.blocks:
-            x = block(x, key_mask)
+            x = block(x, key_mask, cache)
         return self.head(self.ln_f(x))
 
     def num_parameters(self) -> int:

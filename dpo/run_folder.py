@@ -29,7 +29,7 @@ from .safetensors_io import _fsync_folder
 RUN_FILE, METRICS_FILE = "run.json", "metrics.jsonl"
 RUN_FORMAT = "minigrad-dpo-run/1"
 # what a run writes into its folder (besides checkpoint-<step>/): --overwrite removes these and nothing else
-RUN_OUTPUTS = (RUN_FILE, REFERENCE_FILE, METRICS_FILE, "metrics.png")
+RUN_OUTPUTS = (RUN_FILE, REFERENCE_FILE, METRICS_FILE, "metrics.png", "model")
 
 
 class RunFolderError(ValueError):

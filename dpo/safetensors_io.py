@@ -85,20 +85,23 @@ def _tensor(data, name, entry, source) -> np.ndarray:
     if not isinstance(entry, dict):
         raise CheckpointError(f"{source}: tensor {name!r} has a malformed header entry")
     code, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if code not in _FROM_CODE:
+    if code not in _FROM_CODE and code != "BF16":
         raise CheckpointError(f"{source}: tensor {name!r} has unsupported dtype {code!r}")
     if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)
             or not isinstance(offsets, list) or len(offsets) != 2
             or not all(isinstance(o, int) and o >= 0 for o in offsets)):
         raise CheckpointError(f"{source}: tensor {name!r} has a malformed shape or data_offsets")
     begin, end = offsets
-    dtype = _FROM_CODE[code].newbyteorder("<")
+    # bfloat16 is the top half of a float32: read the 16-bit words, shift them up (exact)
+    dtype = np.dtype("uint16" if code == "BF16" else _FROM_CODE[code]).newbyteorder("<")
     count = int(np.prod(shape, dtype=np.int64))
     if end > len(data):
         raise CheckpointError(f"{source}: tensor {name!r} lies outside the file (truncated?)")
     if end - begin != count * dtype.itemsize:
         raise CheckpointError(f"{source}: tensor {name!r} has {end - begin} bytes for shape {shape} of {code}")
     array = np.frombuffer(data[begin:end], dtype=dtype).reshape(shape)
+    if code == "BF16":
+        return (array.astype(np.uint32) << 16).view(np.float32)
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 

@@ -564,6 +564,12 @@ class Tensor:
     def expand_as(self, other):
         return self.expand(other.shape)
 
+    def repeat_interleave(self, repeats, dim):
+        """Each slice along `dim` repeated `repeats` (an int) times in place."""
+        from .nn.functional import repeat_interleave
+
+        return repeat_interleave(self, repeats, dim)
+
     def contiguous(self):
         return self if self.data.flags.c_contiguous else shape_ops.Contiguous.apply(self)
 

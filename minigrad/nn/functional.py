@@ -13,6 +13,10 @@ from ..ops import layer_norm as layer_norm_ops
 from ..ops import linear as linear_ops
 from ..ops import log_softmax as log_softmax_ops
 from ..ops import pointwise
+from ..ops import repeat_interleave as repeat_interleave_ops
+from ..ops import rms_norm as rms_norm_ops
+from ..ops import rotary as rotary_ops
+from ..ops import silu as silu_ops
 from ..ops import softmax as softmax_ops
 from ..ops import token_logprobs as token_logprobs_ops
 from ..random import resolve
@@ -22,6 +26,7 @@ __all__ = [
     "linear", "relu", "gelu", "sigmoid", "tanh", "softplus", "logsigmoid", "softmax",
     "log_softmax", "layer_norm", "embedding", "dropout", "cross_entropy", "nll_loss",
     "mse_loss", "token_logprobs", "scaled_dot_product_attention",
+    "silu", "rms_norm", "rotary_embedding", "repeat_interleave",
 ]
 
 
@@ -37,6 +42,43 @@ def relu(input):
 def gelu(input, approximate="none"):
     """Exact GELU x·Φ(x) (default), or the tanh approximation with approximate='tanh'."""
     return pointwise.GELU.apply(input, approximate)
+
+
+def silu(input):
+    """x·σ(x) (swish)."""
+    return silu_ops.SiLU.apply(input)
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    """x / sqrt(mean(x²) + eps) · weight over the trailing `normalized_shape` axes;
+    eps=None means the float type's machine epsilon, as torch."""
+    if isinstance(normalized_shape, int):
+        normalized_shape = (normalized_shape,)
+    if eps is None:
+        eps = float(np.finfo(input.dtype).eps)
+    return rms_norm_ops.RMSNorm.apply(input, tuple(normalized_shape), weight, eps)
+
+
+def rotary_embedding(input, cos, sin):
+    """x∘cos + rotate_half(x)∘sin: rotary position embedding in the "rotate half"
+    layout (Llama, Qwen2), with cos and sin (..., T, D) broadcastable to x (..., T, D).
+
+    Not a torch function (minigrad's extension; the torch backend adds the same
+    formula written with torch ops). cos and sin get no gradient.
+    """
+    cos = cos.data if isinstance(cos, Tensor) else cos
+    sin = sin.data if isinstance(sin, Tensor) else sin
+    return rotary_ops.Rotary.apply(input, cos, sin)
+
+
+def repeat_interleave(input, repeats, dim):
+    """torch.repeat_interleave(input, repeats, dim) with an int `repeats` (tensor
+    `repeats` are not supported)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
+        raise ValueError(f"repeat_interleave: repeats must be a positive int, got {repeats!r}")
+    if not -input.ndim <= dim < input.ndim:
+        raise IndexError(f"repeat_interleave: dim {dim} is out of range for a tensor of {input.ndim} dimensions")
+    return repeat_interleave_ops.RepeatInterleave.apply(input, int(repeats), dim % input.ndim)
 
 
 def sigmoid(input):

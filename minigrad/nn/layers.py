@@ -66,6 +66,30 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}"
 
 
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the trailing `normalized_shape` axes; weight ones
+    (as torch.nn.RMSNorm; eps=None means the dtype's machine epsilon)."""
+
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape, self.eps = tuple(normalized_shape), eps
+        dtype = _dtype_or_default(dtype)
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class SiLU(Module):
+    def forward(self, x):
+        return F.silu(x)
+
+
 class GELU(Module):
     def __init__(self, approximate="none"):
         super().__init__()

@@ -16,7 +16,7 @@ SURFACE = [
 ]
 FUNCTIONAL = ["linear", "gelu", "layer_norm", "embedding", "softmax", "log_softmax", "cross_entropy", "nll_loss",
               "logsigmoid", "softplus", "sigmoid", "relu", "tanh", "mse_loss", "dropout",
-              "scaled_dot_product_attention", "token_logprobs"]
+              "scaled_dot_product_attention", "token_logprobs", "silu", "rms_norm", "rotary_embedding"]
 MODULES = ["Module", "Parameter", "Linear", "Embedding", "LayerNorm", "ModuleList", "Sequential", "GELU", "Dropout"]
 
 
@@ -120,6 +120,8 @@ def _functional_cases(rng):
     targets = np.array([[1, 4, -100], [0, 2, 3]])
     q, k, v = (rng.standard_normal((2, 2, 4, 3)) for _ in range(3))
     allowed = np.tril(np.ones((4, 4), dtype=bool))[None, None] & np.array([1, 1, 1, 0], dtype=bool)
+    angles, rx = rng.standard_normal((4, 3)), rng.standard_normal((2, 2, 4, 6))
+    cos, sin = np.cos(np.concatenate((angles, angles), -1)), np.sin(np.concatenate((angles, angles), -1))
     return {
         "linear": (lambda F, t: F.linear(t(x), t(w), t(b)), (x, w, b)),
         "gelu": (lambda F, t: F.gelu(t(x)), (x,)),
@@ -136,6 +138,9 @@ def _functional_cases(rng):
         "sigmoid": (lambda F, t: F.sigmoid(t(x)), (x,)),
         "tanh": (lambda F, t: F.tanh(t(x)), (x,)),
         "mse_loss": (lambda F, t: F.mse_loss(t(x), t(x[::-1].copy(), grad=False)), (x,)),
+        "silu": (lambda F, t: F.silu(t(x)), (x,)),
+        "rms_norm": (lambda F, t: F.rms_norm(t(x), (5,), t(ln_w), 1e-6), (x, ln_w)),
+        "rotary_embedding": (lambda F, t: F.rotary_embedding(t(rx), t(cos, grad=False), t(sin, grad=False)), (rx,)),
         "sdpa_causal": (lambda F, t: F.scaled_dot_product_attention(t(q), t(k), t(v), is_causal=True), (q, k, v)),
         "sdpa_mask": (lambda F, t: F.scaled_dot_product_attention(t(q), t(k), t(v), attn_mask=t(allowed, grad=False)),
                       (q, k, v)),

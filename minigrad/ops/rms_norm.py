@@ -1,0 +1,49 @@
+"""Root-mean-square normalisation over the trailing `normalized_shape` axes (as
+`torch.nn.functional.rms_norm`; Llama's and Qwen2's norm)."""
+
+import math
+
+import numpy as np
+
+from ..autograd import Function
+
+
+class RMSNorm(Function):
+    """out = x̂·w with x̂ = x·r, r = 1/sqrt(mean(x²) + eps) (mean over the normalised axes).
+
+    With ĝ = g∘w:  d/dx = r · (ĝ - x̂ · mean(ĝ∘x̂));  d/dw = Σ g∘x̂ (sum over the leading axes).
+    (From dr/dx = -r³·x/n: the second term is the normalisation pulling back.)
+    Backward keeps the rows and r, and rebuilds x̂.
+    """
+
+    @staticmethod
+    def forward(ctx, x, normalized_shape, weight=None, eps=1e-6):
+        n = len(normalized_shape)
+        if tuple(x.shape[x.ndim - n:]) != tuple(normalized_shape):
+            raise RuntimeError(
+                f"rms_norm: normalized_shape {tuple(normalized_shape)} does not match the "
+                f"trailing dimensions of the input shape {tuple(x.shape)}"
+            )
+        if weight is not None and tuple(weight.shape) != tuple(normalized_shape):
+            raise RuntimeError(f"rms_norm: weight has shape {tuple(weight.shape)}, expected {tuple(normalized_shape)}")
+        width = math.prod(normalized_shape)
+        dtype = np.result_type(x, weight) if weight is not None else x.dtype
+        rows = x.reshape(math.prod(x.shape[: x.ndim - n]), width).astype(dtype, copy=False)
+        rstd = 1.0 / np.sqrt(np.mean(rows * rows, axis=1, keepdims=True) + dtype.type(eps))
+        normed = rows * rstd
+        w = None if weight is None else weight.reshape(width).astype(dtype, copy=False)
+        ctx.rows, ctx.rstd, ctx.weight, ctx.shape, ctx.param_shape = rows, rstd, w, x.shape, tuple(normalized_shape)
+        return (normed if w is None else normed * w).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, _, need_w, _ = ctx.needs_input_grad
+        g = g.reshape(ctx.rows.shape)
+        normed = ctx.rows * ctx.rstd
+        gx = gw = None
+        if need_x:
+            gh = g if ctx.weight is None else g * ctx.weight
+            gx = (ctx.rstd * (gh - normed * np.mean(gh * normed, axis=1, keepdims=True))).reshape(ctx.shape)
+        if need_w:
+            gw = np.sum(g * normed, axis=0).reshape(ctx.param_shape)
+        return gx, None, gw, None
