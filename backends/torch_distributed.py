@@ -8,6 +8,7 @@ imports this module by name. The process group is gloo on the CPU and NCCL on CU
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 
 import numpy as np
@@ -91,11 +92,20 @@ def no_sync(wrapped):
 
 
 # ---- FSDP2 -------------------------------------------------------------------------------
+_HOST = "_dpo_unsharded_host"  # rank 0's unsharded CPU copy of an FSDP model, which checkpoints are written from
+
+
 def wrap_fsdp(model):
     """FSDP2 in place: every module of each ModuleList (the transformer blocks) is its own
     shard unit, then the root. Parameters become DTensors sharded over the ranks; the
-    model keeps its class's methods and `backend` (fully_shard subclasses it)."""
+    model keeps its class's methods and `backend` (fully_shard subclasses it). Rank 0 keeps
+    an unsharded copy in CPU memory to save from (`full_copies`)."""
     from torch.distributed.fsdp import fully_shard
+
+    if torch_dist.get_rank() == 0:
+        host = copy.deepcopy(model).to("cpu")
+        host.requires_grad_(False)
+        object.__setattr__(model, _HOST, host)  # not a submodule: FSDP must not shard it
 
     for module in list(model.modules()):
         if isinstance(module, torch.nn.ModuleList):
@@ -110,12 +120,6 @@ def _full(value):
     return value.full_tensor() if hasattr(value, "full_tensor") else value
 
 
-def _unwrapped_class(model):
-    from torch.distributed.fsdp import FSDPModule
-
-    return next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))
-
-
 def full_weights(model) -> dict:
     """{name: NumPy array} of the whole model on every rank (all-gathers the shards under FSDP2)."""
     backend = type(model).backend
@@ -123,13 +127,15 @@ def full_weights(model) -> dict:
 
 
 def full_copies(model, optimizer):
-    """(model, optimizer) stand-ins with the whole state, for a checkpoint: what save_checkpoint reads
-    (export_weights, config, the class name, backend; the optimizer's state_dict) with every shard
-    gathered. A collective under FSDP2: every rank calls it, rank 0 writes."""
+    """(model, optimizer) with the whole state, for a checkpoint or a saved model folder: on rank 0
+    the unsharded copy of the model (its own class: export_weights, save_pretrained, ...) holding
+    every shard gathered, and an optimizer stand-in whose state_dict is gathered likewise; None on
+    the other ranks. A collective under FSDP2: every rank calls it, rank 0 writes."""
     weights = full_weights(model)
-    cls = _unwrapped_class(model)
-    stand_in = type(cls.__name__, (), {"backend": type(model).backend, "config": model.config,
-                                       "export_weights": lambda self: dict(weights)})()
+    stand_in = None
+    if torch_dist.get_rank() == 0:
+        stand_in = object.__getattribute__(model, _HOST)
+        stand_in.load_state_dict({name: torch.as_tensor(value) for name, value in weights.items()})
     if optimizer is None:
         return stand_in, None
     state = optimizer.state_dict()

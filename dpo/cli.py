@@ -572,9 +572,6 @@ def cmd_train(args):
                              "and --resume finds the run's folder in its checkpoint")
         if dist.is_main:  # one process prepares the folder; the others wait for it below
             _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data, config.model_path]))
-    if dist.fsdp and config.model_path is not None:
-        raise UsageError("train: --fsdp with --model DIR is not supported yet (the model folder is saved unsharded); "
-                         "use DDP (drop --fsdp) for a model folder")
     dist.barrier()
     _check_precision(backend, config)
     reference_path = os.path.join(out, run_folder.REFERENCE_FILE)
@@ -640,12 +637,13 @@ def cmd_train(args):
     shown = result.eval_pairs or result.train_pairs
     # every rank: under FSDP a forward is a collective
     margins = evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)
+    whole = dist.full_copies(policy, None)[0] if config.model_path is not None else None  # FSDP: gathered on rank 0
     dist.close()
     if not dist.is_main:
         return 0
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
     print(margin_table(margins))
-    written = _save_model(policy, out) if config.model_path is not None else result.checkpoint
+    written = _save_model(whole, out) if config.model_path is not None else result.checkpoint
     metrics_path = os.path.join(out, run_folder.METRICS_FILE)
     print(f"wrote {written}, {metrics_path}")
     _write_plot(out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
