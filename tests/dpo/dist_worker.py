@@ -20,7 +20,7 @@ sys.path.insert(0, ROOT)
 from backends import get_backend  # noqa: E402
 from dpo import cli  # noqa: E402
 from dpo.data import make_preferences  # noqa: E402
-from dpo.distributed import from_environment, local_device  # noqa: E402
+from dpo.distributed import Distributed, from_environment, local_device  # noqa: E402
 from dpo.training import build_models, train_dpo  # noqa: E402
 from tests.dpo.pipeline_setup import tiny_config  # noqa: E402
 
@@ -38,6 +38,9 @@ CLI_ARGS = ["train", "--backend", "torch", "--dtype", "float64", "--hidden", "16
 def torch_backend():
     """float64 torch on $DPO_TEST_DEVICE (default cpu; "cuda" is this rank's GPU under torchrun)."""
     return get_backend("torch", device=local_device(os.environ.get("DPO_TEST_DEVICE", "cpu")), dtype="float64")
+
+MODEL_ARGS = ["train", "--backend", "torch", "--dtype", "float64", "--max-steps", "2", "--batch-size", "2", "--lr",
+              "1e-2"]  # a Hugging Face model folder (tests/dpo/test_cli_pretrained.py's), sharded with --fsdp
 
 
 def data(n_train, n_eval):
@@ -105,7 +108,16 @@ def main(scenario, out):
     if dist.is_main:
         save(os.path.join(out, "resumed2.npz"), result, policy.export_weights())
     device = os.environ.get("DPO_TEST_DEVICE", "cpu")
-    return cli.main(CLI_ARGS + ["--device", device, "--out", os.path.join(out, "cli")])
+    close, Distributed.close = Distributed.close, lambda self: None  # one process group for both CLI runs
+    status = cli.main(CLI_ARGS + ["--device", device, "--out", os.path.join(out, "cli")])
+    model = os.path.join(out, "qwen")
+    if status or not os.path.isdir(model):  # the test wrote a model folder where transformers is installed
+        close(dist)
+        return status
+    status = cli.main(MODEL_ARGS + ["--model", model, "--data", os.path.join(out, "prefs.jsonl"), "--device", device,
+                                    "--fsdp", "--out", os.path.join(out, "cli-model")])
+    close(dist)
+    return status
 
 
 if __name__ == "__main__":

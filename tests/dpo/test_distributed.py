@@ -60,11 +60,51 @@ def launched(tmp_path_factory):
     from tests.dpo import dist_worker
 
     out = tmp_path_factory.mktemp("ddp")
+    model_folder(out)
     # the 1-process checkpoint the 2 processes resume, written before they start
     dist_worker.run("split", None, out_dir=str(out / "split1"), max_steps=3)
     code, output, _ = torchrun("equal", out)
     assert code == 0, output
     return out, output, dist_worker
+
+
+def model_folder(out):
+    """test_cli_pretrained's Qwen2 folder and data file in `out`, where transformers is installed."""
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        return
+    import torch
+
+    from tests.dpo.hf_setup import write_folder
+    from tests.dpo.test_cli_pretrained import ROWS
+
+    path = write_folder(out / "qwen")
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(vocab_size=400, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    transformers.Qwen2ForCausalLM(config).save_pretrained(path)
+    (out / "prefs.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
+
+
+def test_fsdp_model_folder_equals_one_process(launched, tmp_path):
+    """`torchrun ... train --model DIR --fsdp` saves the model folder one process saves."""
+    pytest.importorskip("transformers", reason="model folders need transformers (the dev extra)")
+    from dpo import cli
+    from dpo.pretrained import load_pretrained
+    from tests.dpo.dist_worker import MODEL_ARGS
+
+    out, _, _ = launched
+    assert cli.main(MODEL_ARGS + ["--model", str(out / "qwen"), "--data", str(out / "prefs.jsonl"),
+                                  "--out", str(tmp_path / "one")]) == 0
+    ours = load_pretrained(out / "cli-model" / "model", dtype="float64").export_weights()
+    single = load_pretrained(tmp_path / "one" / "model", dtype="float64").export_weights()
+    start = load_pretrained(out / "qwen", dtype="float64").export_weights()
+    assert json.loads((out / "cli-model" / "run.json").read_text())["distributed"]["fsdp"] is True
+    assert (out / "cli-model" / "checkpoint-2" / "config.json").is_file()
+    assert any(not np.array_equal(single[k], start[k]) for k in single), "DPO changed nothing"
+    for name, value in single.items():
+        np.testing.assert_allclose(ours[name], value, rtol=0, atol=TOL, err_msg=name)
 
 
 def load(path):
