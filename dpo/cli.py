@@ -773,7 +773,9 @@ def _rank_prefix():
 
 def _lost_rank_hint(error):
     """A collective that failed because a peer is gone says so first (its own error follows)."""
-    if distributed.launched() and type(error).__name__ in ("DistBackendError", "DistNetworkError", "DistError"):
+    collective = type(error).__name__.startswith("Dist") or any(
+        mark in str(error) for mark in ("gloo/", "NCCL", "Connection closed by peer", "Connection reset by peer"))
+    if distributed.launched() and collective:
         return (f"another rank failed, was killed or did not answer within the timeout "
                 f"(${distributed.TIMEOUT_ENV}, default {distributed.DEFAULT_TIMEOUT_S:g} s; see its message): "
                 f"{str(error).splitlines()[0]}")
