@@ -358,11 +358,18 @@ class AdaptersOff(ModelDefinition):
         return result
 
 
+_VIEWS = {}
+
+
 def adapters_off(model) -> AdaptersOff:
-    """The reference view of `model` with adapters disabled (see AdaptersOff)."""
+    """The reference view of `model` with adapters disabled (see AdaptersOff). Its class
+    bears the model's class name, as checkpoints record a model's architecture by it."""
     if not has_lora(model):
         raise LoraError(f"adapters_off: {type(model).__name__} has no LoRA adapters; call apply_lora first")
-    return AdaptersOff(model, backend=type(model).backend)
+    name = type(model).__name__
+    if name not in _VIEWS:
+        _VIEWS[name] = type(name, (AdaptersOff,), {"__doc__": AdaptersOff.__doc__})
+    return _VIEWS[name](model, backend=type(model).backend)
 
 
 # ---- PEFT files -------------------------------------------------------------------------------

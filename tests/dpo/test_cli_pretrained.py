@@ -113,20 +113,20 @@ def test_a_tokenizer_larger_than_the_vocabulary_is_refused(folder, tmp_path, cap
 
 
 def test_the_run_checkpoint_evaluates_generates_and_resumes(folder, tmp_path, capsys):
-    """A --model run's checkpoint.safetensors names its folder (DPOConfig.model_path): eval and
-    generate take it with --checkpoint, train --resume continues it, --init refuses it."""
+    """A --model run's checkpoint names its folder (DPOConfig.model_path) and holds the folder's own
+    files (config.json): eval and generate take it with --checkpoint, train --resume continues it,
+    --init refuses it, transformers' config reader reads it."""
     out = tmp_path / "run"
     data = folder / "prefs.jsonl"
     assert run("train", "--model", folder / "qwen", "--data", data, "--out", out, "--max-steps", 1,
                "--batch-size", 2, "--checkpoint-every", 1) == 0
-    assert run("eval", "--checkpoint", out / "checkpoint.safetensors", "--data", data) == 0
-    assert run("generate", "--checkpoint", out / "checkpoint.safetensors", "--prompt", "What is 1 + 1?",
-               "--max-new-tokens", 3) == 0
+    assert (out / "checkpoint-1" / "config.json").is_file() and (out / "model" / "config.json").is_file()
+    assert run("eval", "--checkpoint", out / "checkpoint-1", "--data", data) == 0
+    assert run("generate", "--checkpoint", out, "--prompt", "What is 1 + 1?", "--max-new-tokens", 3) == 0
     capsys.readouterr()
-    assert run("train", "--resume", out / "checkpoint.safetensors", "--data", data, "--out", out,
-               "--max-steps", 2, "--batch-size", 2) == 0
+    assert run("train", "--resume", "--out", out, "--max-steps", 2) == 0  # data, batch size: the run's
     assert "step    2" in capsys.readouterr().out
-    assert run("train", "--init", out / "checkpoint.safetensors", "--data", data, "--out", tmp_path / "x") == 2
+    assert run("train", "--init", out / "checkpoint-2", "--data", data, "--out", tmp_path / "x") == 2
     assert "start from its folder with --model DIR" in capsys.readouterr().err
 
 

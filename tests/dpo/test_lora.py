@@ -55,6 +55,12 @@ def random_adapters(model, seed=1, scale=0.3):
     load_adapter_state(model, {k: scale * rng.standard_normal(v.shape) for k, v in adapter_state(model).items()})
 
 
+def newest_checkpoint(run_dir):
+    """The run's last checkpoint folder, checkpoint-<step>."""
+    steps = [int(name.split("-")[1]) for name in os.listdir(run_dir) if name.startswith("checkpoint-")]
+    return os.path.join(run_dir, f"checkpoint-{max(steps)}")
+
+
 def logits(model, ids, mask=None):
     be = type(model).backend
     with be.no_grad():
@@ -343,14 +349,14 @@ def test_cli_sft_and_train_with_lora(tmp_path, capsys):
     assert main(["train", "--init", os.path.join(sft_dir, "sft.safetensors"), "--max-steps", "1", "--batch-size",
                  "4", "--lora-r", "2", "--lora-alpha", "4", "--out", run_dir]) == 0
     assert "(PEFT LoRA adapter)" in capsys.readouterr().out
-    trained = load_checkpoint(os.path.join(run_dir, "checkpoint.safetensors")).weights
+    trained = load_checkpoint(newest_checkpoint(run_dir)).weights
     reference = load_checkpoint(os.path.join(run_dir, "reference.safetensors")).weights
     assert sorted(reference) == sorted(merged)
     for key, value in reference.items():  # the base is the --init model, untouched
         np.testing.assert_array_equal(value, merged[key])
         np.testing.assert_array_equal(trained[key], merged[key])
     assert read_adapter(os.path.join(run_dir, "adapter"))[0]["lora_alpha"] == 4
-    assert main(["eval", "--checkpoint", os.path.join(run_dir, "checkpoint.safetensors")]) == 0  # adapters applied
+    assert main(["eval", "--checkpoint", newest_checkpoint(run_dir)]) == 0  # adapters applied
 
 
 def test_cli_train_with_lora_warm_up_folds_it_into_the_reference(tmp_path, capsys):
@@ -362,7 +368,7 @@ def test_cli_train_with_lora_warm_up_folds_it_into_the_reference(tmp_path, capsy
                  "--out", str(tmp_path)]) == 0
     capsys.readouterr()
     reference = load_checkpoint(os.path.join(tmp_path, "reference.safetensors")).weights
-    trained = load_checkpoint(os.path.join(tmp_path, "checkpoint.safetensors")).weights
+    trained = load_checkpoint(newest_checkpoint(tmp_path)).weights
     initial = init_weights(GPTConfig())
     # the warm-up trained the qkv adapters (TinyGPT's default target), then they were merged into the base
     assert not np.array_equal(reference["blocks.0.attn.qkv.weight"], initial["blocks.0.attn.qkv.weight"])
@@ -423,7 +429,7 @@ def test_lora_run_resumed_equals_uninterrupted(tmp_path):
     train_dpo(partial, partial_reference, pairs, first, out_dir=str(tmp_path / "cut"))
     resumed, resumed_reference = build_models(config, backend=be)
     train_dpo(resumed, resumed_reference, pairs, config, out_dir=str(tmp_path / "cut"),
-              resume_from=str(tmp_path / "cut" / "checkpoint.safetensors"))
+              resume_from=newest_checkpoint(tmp_path / "cut"))
     expected, got = adapter_state(policy), adapter_state(resumed)
     for key, value in expected.items():
         np.testing.assert_array_equal(got[key], value, err_msg=key)

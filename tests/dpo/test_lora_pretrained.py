@@ -140,4 +140,4 @@ def test_cli_train_with_lora_on_a_model_folder(tmp_path, capsys):
                                                 out / "adapter")
     exported = transformers.AutoModelForCausalLM.from_pretrained(out / "model")
     assert_tokens_close(hf_logits(exported, ids, mask), hf_logits(peft_model, ids, mask), mask, 1e-4)
-    assert main(["eval", "--checkpoint", str(out / "checkpoint.safetensors"), "--data", str(data)]) == 0
+    assert main(["eval", "--checkpoint", str(out / "checkpoint-2"), "--data", str(data)]) == 0
