@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean-cache clean help
+.PHONY: demo test lint bench core-lines clean-cache clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,9 @@ test: $(STAMP)  ## set up if needed, then run the whole test suite and ruff
 
 bench: $(STAMP)  ## benchmarks: minigrad vs PyTorch, side by side
 	$(PY) -m benchmarks
+
+core-lines: $(STAMP)  ## lines of code of minigrad's core (no docstrings, comments, blank lines; limit 2,500)
+	$(PY) -m tests.minigrad.test_core_size
 
 lint: $(STAMP)  ## ruff only
 	$(PY) -m ruff check .

@@ -91,6 +91,12 @@ class Backend:
         return self._dtypes[name]
 
     # ---- tensors ---------------------------------------------------------------------
+    def tune_process(self):
+        """Process-wide settings that make this backend faster, for entry points (CLI,
+        demo, benchmarks) to call once; a library call never applies them. Returns what
+        was done, by name (None: nothing to tune)."""
+        return None
+
     def tensor(self, data, dtype=None, requires_grad=False):
         """A new backend tensor holding a copy of `data` (NumPy array, list, scalar).
         Floating data becomes `self.dtype` unless `dtype` says otherwise; integers
@@ -208,17 +214,27 @@ class Backend:
         return concrete
 
 
+_building = []  # the backends of the definitions whose __init__ is running, innermost last
+
+
 class _DefinitionMeta(type):
-    """Calling a definition class builds it on a backend: `Model(..., backend=be)`."""
+    """Calling a definition class builds it on a backend: `Model(..., backend=be)`.
+    A definition built inside another's `__init__` without `backend=` gets its parent's."""
 
     def __call__(cls, *args, backend=None, **kwargs):
         if cls.backend is None:  # the written-once definition: pick the backend's class
             from . import resolve_backend
 
+            if backend is None and _building:
+                backend = _building[-1]
             cls = resolve_backend(backend).model_class(cls)
         elif backend is not None and resolve_backend_key(backend) != cls.backend.key:
             raise ValueError(f"{cls.__name__} is already bound to {cls.backend}; got backend={backend!r}")
-        return type.__call__(cls, *args, **kwargs)
+        _building.append(cls.backend)
+        try:
+            return type.__call__(cls, *args, **kwargs)
+        finally:
+            _building.pop()
 
 
 def resolve_backend_key(backend):
@@ -234,7 +250,8 @@ class ModelDefinition(metaclass=_DefinitionMeta):
     a class deriving from both `MyModel` and `be.nn.Module` (so `super().__init__()`
     in `MyModel.__init__` reaches the backend's `Module.__init__`). Inside,
     `self.backend`, `self.nn` and `self.F` are the backend's surface. `backend`
-    may be a Backend or a name ("numpy", "torch"); the default is "numpy".
+    may be a Backend or a name ("numpy", "torch"); the default is the backend of
+    the definition being built around it (a block inside a model), else "numpy".
     """
 
     backend = None  # set on each concrete class

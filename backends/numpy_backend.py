@@ -11,7 +11,6 @@ import minigrad
 import minigrad.nn.functional as minigrad_functional
 from minigrad import nn as minigrad_nn
 from minigrad import optim as minigrad_optim
-from minigrad.cpu_tuning import tune_process
 
 from .base import Backend
 
@@ -32,9 +31,13 @@ class NumpyBackend(Backend):
                 f"the numpy backend runs on the CPU only; got device={device!r} (use the torch backend for CUDA)"
             )
         super().__init__("cpu", dtype)
-        tune_process()  # numba's and OpenBLAS's threads share the cores: see minigrad.cpu_tuning
         self.dtype = np.dtype(dtype)
         self.int_dtype = np.dtype(np.int64)
+
+    def tune_process(self):
+        """minigrad.accel.tune_process(): numba's and OpenBLAS's threads share the cores (see
+        minigrad/accel/tuning.py); once per process, off with MINIGRAD_CPU_TUNING=0."""
+        return minigrad.accel.tune_process()
 
     # ---- tensors ----------------------------------------------------------------------
     def tensor(self, data, dtype=None, requires_grad=False):

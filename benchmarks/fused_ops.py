@@ -26,7 +26,7 @@ import numpy as np
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import kernels
+from minigrad import accel as kernels
 
 from .side_by_side import OP_SETTLE_S, implementations, time_op
 from .timing import median_ms, spread

@@ -6,7 +6,7 @@ For each op and size, three implementations take turns, each in its own worker
 process (`side_by_side.time_op`; each turn starts with 30 ms of untimed calls,
 `OP_SETTLE_S`, so that the threads the previous worker left spinning are asleep
 before timing starts): minigrad on its numba kernels, minigrad on the NumPy
-references (`MINIGRAD_KERNELS=numpy`), both with `minigrad.cpu_tuning` applied, and torch on
+references (`MINIGRAD_KERNELS=numpy`), both with `minigrad.accel.tune_process()` applied, and torch on
 the CPU with its default threads and settings. Each is the public op with
 autograd on leaf inputs: `F.scaled_dot_product_attention(q, k, v,
 is_causal=True)` with q, k, v strided slices of one permuted (B, T, 3, H, D) array
@@ -35,7 +35,7 @@ import numpy as np
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import kernels
+from minigrad import accel as kernels
 
 from .side_by_side import OP_SETTLE_S, implementations, time_op
 from .timing import median_ms, spread

@@ -73,7 +73,7 @@ def _op_call(spec: dict):
     else:
         import numba
 
-        from minigrad.cpu_tuning import tune_process
+        from minigrad.accel import tune_process
 
         tune_process()  # both minigrad paths run with the process settings training gets
         threads = f"numba {numba.get_num_threads()} threads"

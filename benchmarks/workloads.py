@@ -75,6 +75,7 @@ def dpo_workload(backend_name: str, model: GPTConfig, pairs, device=None, dtype=
                  autocast=None, seed: int = 0, label: str = "") -> Workload:
     """A DPO step of `model` on `pairs` (all of them as one batch) on a backend."""
     backend = get_backend(backend_name, device=device, dtype=dtype)
+    backend.tune_process()  # a benchmark is an entry point: it measures what the CLI gets (MINIGRAD_CPU_TUNING=0: off)
     config = DPOConfig(model=model, lr=1e-5, seed=seed)
     policy, reference = build_models(config, backend=backend)
     tokenizer = InstructionTokenizer()

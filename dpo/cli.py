@@ -303,9 +303,11 @@ def _backend(args):
     from backends import get_backend
 
     try:
-        return get_backend(args.backend, device=args.device, dtype=args.dtype)
+        backend = get_backend(args.backend, device=args.device, dtype=args.dtype)
     except (ValueError, ImportError, RuntimeError) as error:  # unknown device, torch or CUDA absent
         raise UsageError(str(error)) from None
+    backend.tune_process()  # an entry point's choice, never the library's (logged once, see minigrad.accel)
+    return backend
 
 
 def _pairs(args, max_len, config=None, tokenizer=None):

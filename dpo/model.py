@@ -102,9 +102,9 @@ class CausalSelfAttention(ModelDefinition):
 class Block(ModelDefinition):
     def __init__(self, config: GPTConfig):
         super().__init__()
-        nn, backend = self.nn, type(self).backend
+        nn = self.nn
         self.ln1 = nn.LayerNorm(config.hidden, eps=1e-5)
-        self.attn = CausalSelfAttention(config, backend=backend)
+        self.attn = CausalSelfAttention(config)
         self.ln2 = nn.LayerNorm(config.hidden, eps=1e-5)
         self.fc1 = nn.Linear(config.hidden, 4 * config.hidden)
         self.fc2 = nn.Linear(4 * config.hidden, config.hidden)
@@ -125,7 +125,7 @@ class TinyGPT(ModelDefinition):
         self.config = config
         self.tok = nn.Embedding(config.vocab_size, config.hidden)
         self.pos = nn.Embedding(config.max_len, config.hidden)
-        self.blocks = nn.ModuleList([Block(config, backend=backend) for _ in range(config.depth)])
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.depth)])
         for i, block in enumerate(self.blocks):
             block.attn.layer_index = i  # the cache's key for this layer
         self.ln_f = nn.LayerNorm(config.hidden, eps=1e-5)
@@ -193,7 +193,17 @@ class TinyGPT(ModelDefinition):
         """Logits (B, T, vocab) for token ids (B, T); `attention_mask` (B, T), 1 for
         tokens and 0 for right padding, is optional; `cache` a dpo.kv_cache.KVCache
         (generation). One error per bad input: ids not (B, T) int64, T > max_len, an
-        id outside the vocabulary, a mask of another shape."""
+        id outside the vocabulary, a mask of another shape. Equal to
+        `logits(hidden_states(ids, attention_mask, cache))`."""
+        return self.logits(self.hidden_states(ids, attention_mask, cache))
+
+    def logits(self, hidden):
+        """The LM head: (..., hidden) -> (..., vocab). A caller that needs the logits at
+        a few positions only passes just those rows."""
+        return self.head(hidden)
+
+    def hidden_states(self, ids, attention_mask=None, cache=None):
+        """(B, T, hidden) after the final layer norm, for the inputs `forward` takes."""
         ids, attention_mask = self._check_inputs(ids, attention_mask)
         T, backend = ids.shape[1], type(self).backend
         if cache is None:
@@ -208,7 +218,7 @@ class TinyGPT(ModelDefinition):
         key_mask = None if attention_mask is None or cache is not None else (attention_mask != 0)[:, None, None, :]
         for block in self.blocks:
             x = block(x, key_mask, cache)
-        return self.head(self.ln_f(x))
+        return self.ln_f(x)
 
     def num_parameters(self) -> int:
         return sum(int(np.prod(p.shape)) for p in self.parameters())

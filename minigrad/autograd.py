@@ -38,36 +38,27 @@ def _set_mode(mode: bool) -> None:
     _grad_enabled = bool(mode)
 
 
-class set_grad_enabled:
+class set_grad_enabled(contextlib.ContextDecorator):
     """Turn graph recording on or off, as `torch.set_grad_enabled`: at once when
     called (`set_grad_enabled(False)`), and back to the previous mode at the end
-    of a `with set_grad_enabled(False):` block.
+    of a `with set_grad_enabled(False):` block. `no_grad` and `enable_grad` are this
+    context manager armed on entry instead of at once.
 
     Difference from torch: grad mode is one global switch, not per thread.
     """
 
-    def __init__(self, mode: bool):
-        self.previous = is_grad_enabled()
-        _set_mode(mode)
+    def __init__(self, mode: bool, _at_once=True):
+        self.mode, self._previous, self._entered_at_once = bool(mode), [], _at_once
+        if _at_once:
+            self._previous.append(is_grad_enabled())
+            _set_mode(self.mode)
 
     def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        _set_mode(self.previous)
-        return False
-
-
-class _GradMode(contextlib.ContextDecorator):
-    """Context manager and decorator that sets grad mode, restoring it on exit."""
-
-    def __init__(self, mode: bool):
-        self.mode = mode
-        self._previous = []
-
-    def __enter__(self):
-        self._previous.append(is_grad_enabled())
-        _set_mode(self.mode)
+        if self._entered_at_once:
+            self._entered_at_once = False
+        else:
+            self._previous.append(is_grad_enabled())
+            _set_mode(self.mode)
         return self
 
     def __exit__(self, *exc):
@@ -77,14 +68,26 @@ class _GradMode(contextlib.ContextDecorator):
 
 def no_grad(func=None):
     """`with no_grad():`, `@no_grad()` or `@no_grad`: ops inside record no graph."""
-    mode = _GradMode(False)
+    mode = set_grad_enabled(False, _at_once=False)
     return mode if func is None else mode(func)
 
 
 def enable_grad(func=None):
     """`with enable_grad():` (or as a decorator) turns recording back on inside `no_grad`."""
-    mode = _GradMode(True)
+    mode = set_grad_enabled(True, _at_once=False)
     return mode if func is None else mode(func)
+
+
+# The one dispatch table: a core op (Function subclass) -> a faster Function with the same
+# inputs, outputs and options that `apply` runs instead. Filled and emptied by minigrad.accel;
+# empty, every op runs its own NumPy code.
+_faster: dict = {}
+
+
+def set_faster(table: dict) -> None:
+    """Replace the dispatch table (minigrad.accel calls this when its mode changes)."""
+    _faster.clear()
+    _faster.update(table)
 
 
 def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -118,12 +121,6 @@ class Function:
 
     __slots__ = ("parents", "needs_input_grad", "released", "__dict__", "__weakref__")
 
-    # True for an op whose backward returns only arrays it has just allocated, each
-    # shared with nothing else (not the incoming gradient, not a saved value, not
-    # another of its results): the engine may then keep them as they are, add into
-    # them, and store them as a leaf's .grad without a copy.
-    grads_are_new = False
-
     @staticmethod
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError
@@ -136,6 +133,7 @@ class Function:
     def apply(cls, *args, **kwargs):
         from .tensor import Tensor
 
+        cls = _faster.get(cls, cls)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
         record = _grad_enabled and any(
             isinstance(a, Tensor) and a.requires_grad for a in args
@@ -185,72 +183,15 @@ def _topological_order(root):
     return order
 
 
-class IndexedGrad:
-    """A gradient that is zero except at `index`, where it holds `values`.
-
-    An indexing op's backward returns this instead of a zero-filled array of its
-    input's shape with the values written in: the engine adds the values straight
-    into the input's gradient buffer. `q, k, v = qkv[0], qkv[1], qkv[2]` then costs
-    one buffer and three slice writes, not three full arrays and two sums.
-    `accumulate` (integer-array indices) adds repeated positions up with np.add.at.
-    """
-
-    __slots__ = ("index", "values", "accumulate")
-
-    def __init__(self, index, values, accumulate):
-        self.index, self.values, self.accumulate = index, values, accumulate
-
-    def add_into(self, buffer):
-        if self.accumulate:
-            np.add.at(buffer, self.index, self.values)
-        else:
-            buffer[self.index] += self.values
-
-
-def _store_grad(tensor, grad, owned):
-    """Accumulate into `tensor.grad`. On first store the array is copied unless the
-    engine built it itself (`owned`): a gradient may alias a saved forward value."""
+def _store_grad(tensor, grad):
+    """Accumulate into `tensor.grad`; the first store copies, because `grad` may be an
+    array that an op saved or returned elsewhere."""
     from .tensor import Tensor
 
     if tensor.grad is None:
-        array = grad if owned and grad.dtype == tensor.dtype else np.array(grad, dtype=tensor.dtype, copy=True)
-        tensor.grad = Tensor._wrap(array, False, None)
+        tensor.grad = Tensor._wrap(np.array(grad, dtype=tensor.dtype, copy=True), False, None)
     else:
         tensor.grad.data += grad
-
-
-def _accumulate(grads, owned, parent, g, new=False):
-    """Add gradient `g` for `parent` into `grads`.
-
-    The first dense gradient is stored as it is (it may alias an array held
-    elsewhere, so it is never written to, unless `new` says the op that made it
-    shares it with nothing: `Function.grads_are_new`); the second makes a new
-    array, which the engine owns and later ones are added into in place.
-    """
-    key = id(parent)
-    if isinstance(g, IndexedGrad):
-        buffer = grads.get(key)
-        if buffer is None:  # in the parent's memory order: the gradient of a permuted view permutes back to C order
-            buffer = np.zeros_like(parent.data, dtype=parent.dtype)
-        elif key not in owned:
-            buffer = np.array(buffer, dtype=parent.dtype, copy=True)
-        g.add_into(buffer)
-        grads[key] = buffer
-        owned.add(key)
-        return
-    if g.shape != parent.shape:
-        g = sum_to_shape(g, parent.shape)
-    if g.dtype != parent.dtype:
-        g = g.astype(parent.dtype)
-    if key not in grads:
-        grads[key] = g
-        if new:
-            owned.add(key)
-    elif key in owned:
-        grads[key] += g
-    else:
-        grads[key] = grads[key] + g
-        owned.add(key)
 
 
 def run_backward(root, gradient=None, retain_graph=False):
@@ -282,14 +223,14 @@ def run_backward(root, gradient=None, retain_graph=False):
             )
         seed = seed.astype(root.dtype, copy=False)
 
-    grads, owned = {id(root): seed}, set()  # owned: gradient arrays the engine allocated itself
+    grads = {id(root): seed}  # id(tensor) -> the sum of the gradients it has received so far
     for node in reversed(_topological_order(root)):
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
         fn = node.grad_fn
         if fn is None or node._retains_grad:
-            _store_grad(node, grad, id(node) in owned and fn is None)
+            _store_grad(node, grad)
         if fn is None:
             continue
         if fn.released:
@@ -300,10 +241,15 @@ def run_backward(root, gradient=None, retain_graph=False):
         input_grads = type(fn).backward(fn, grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
-        new = type(fn).grads_are_new
+        if len(input_grads) != len(fn.parents):
+            raise RuntimeError(
+                f"{type(fn).__name__}.backward returned {len(input_grads)} gradient(s) for "
+                f"{len(fn.parents)} input(s); it must return one per positional input of forward (None where none)"
+            )
         for parent, needed, g in zip(fn.parents, fn.needs_input_grad, input_grads):
             if needed and g is not None:
-                _accumulate(grads, owned, parent, g, new)
-        owned.discard(id(node))
+                g = sum_to_shape(g, parent.shape).astype(parent.dtype, copy=False)
+                key = id(parent)
+                grads[key] = g if key not in grads else grads[key] + g
         if not retain_graph:
             fn.release()

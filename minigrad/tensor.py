@@ -22,44 +22,13 @@ import numbers
 
 import numpy as np
 
-from . import autograd
+from . import autograd, dtypes
 from .autograd import Function
+from .dims import normalize_dim, normalize_dims
+from .dtypes import bool_, float32, float64, get_default_dtype, int64, set_default_dtype  # noqa: F401  (re-exported)
 from .ops import arithmetic, pointwise, reductions, softmax
 from .ops import shape as shape_ops
 from .random import resolve
-
-float32 = np.dtype("float32")
-float64 = np.dtype("float64")
-int64 = np.dtype("int64")
-bool_ = np.dtype("bool")
-_SUPPORTED = (float32, float64, int64, bool_)
-_default_dtype = float32
-
-
-def set_default_dtype(dtype) -> None:
-    """The dtype that Python floats and `zeros`/`randn` etc. get (float32 by default)."""
-    global _default_dtype
-    dtype = np.dtype(dtype)
-    if dtype not in (float32, float64):
-        raise TypeError(f"set_default_dtype: only float32 or float64, got {dtype}")
-    _default_dtype = dtype
-
-
-def get_default_dtype():
-    return _default_dtype
-
-
-def _canonical_dtype(dtype):
-    """Map any requested dtype to one minigrad supports, or say which it was."""
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"unsupported dtype {dtype!r}; minigrad supports float32, float64, int64, bool") from None
-    if dtype in _SUPPORTED:
-        return dtype
-    if np.issubdtype(dtype, np.integer):
-        return int64
-    raise TypeError(f"unsupported dtype {dtype}; minigrad supports float32, float64, int64, bool")
 
 
 def _to_array(data, dtype=None) -> np.ndarray:
@@ -70,14 +39,14 @@ def _to_array(data, dtype=None) -> np.ndarray:
     is_array = isinstance(data, (np.ndarray, np.generic))
     array = np.asarray(data)
     if dtype is not None:
-        return np.asarray(array, dtype=_canonical_dtype(dtype))
+        return np.asarray(array, dtype=dtypes.canonical(dtype))
     if array.dtype == object:
         raise TypeError(f"cannot make a tensor from {type(data).__name__} of mixed or non-numeric items")
     if np.issubdtype(array.dtype, np.floating) and not is_array:
-        return array.astype(_default_dtype)
+        return array.astype(get_default_dtype())
     if np.issubdtype(array.dtype, np.floating) and array.dtype not in (float32, float64):
         raise TypeError(f"unsupported dtype {array.dtype}; convert to float32 or float64 first")
-    return np.asarray(array, dtype=_canonical_dtype(array.dtype))
+    return np.asarray(array, dtype=dtypes.canonical(array.dtype))
 
 
 def _scalar_or_tensor(x):
@@ -92,50 +61,6 @@ def _scalar_or_tensor(x):
     raise TypeError(f"unsupported operand of type {type(x).__name__} for a minigrad Tensor op")
 
 
-def _promote(a, b):
-    """torch.promote_types for minigrad's dtypes: a float beats a non-float
-    (int64 + float32 -> float32, where NumPy gives float64); otherwise NumPy's rule."""
-    if a is None or b is None:
-        return a if b is None else b
-    if (a.kind == "f") != (b.kind == "f"):
-        return a if a.kind == "f" else b
-    return np.promote_types(a, b)
-
-
-def _combine_tiers(higher, lower):
-    """A lower-priority operand only matters when it brings a higher category
-    (bool < integer < float) than the higher-priority ones (c10's rule)."""
-    if higher is None:
-        return lower
-    if higher.kind == "f":
-        return higher
-    if higher == bool_ or (lower is not None and lower.kind == "f"):
-        return _promote(higher, lower)
-    return higher
-
-
-def result_dtype(*operands):
-    """The dtype torch gives a binary op on these operands (torch.result_type).
-
-    Priority: tensors with dimensions, then 0-d tensors, then Python numbers
-    (a Python float counts as the default dtype). A lower tier changes the result
-    only by raising its category: float32 tensor * float64 0-d tensor -> float32,
-    int64 tensor * 0.5 -> float32 (the default dtype).
-    """
-    tiers = [None, None, None]
-    for x in operands:
-        if isinstance(x, Tensor):
-            tier, dtype = (0 if x.ndim else 1), x.dtype
-        elif isinstance(x, bool):
-            tier, dtype = 2, bool_
-        elif isinstance(x, numbers.Integral):
-            tier, dtype = 2, int64
-        else:
-            tier, dtype = 2, _default_dtype
-        tiers[tier] = _promote(tiers[tier], dtype)
-    return _combine_tiers(tiers[0], _combine_tiers(tiers[1], tiers[2]))
-
-
 def _as_dtype(x, dtype):
     return Cast.apply(x, dtype) if isinstance(x, Tensor) and x.dtype != dtype else x
 
@@ -144,9 +69,9 @@ def _promoted(a, b, float_result=False):
     """Both operands of a binary op in the dtype torch gives the result;
     `float_result` (true division) turns an integer result into the default float."""
     a, b = _scalar_or_tensor(a), _scalar_or_tensor(b)
-    dtype = result_dtype(a, b)
+    dtype = dtypes.result_type(a, b)
     if float_result and dtype.kind != "f":
-        dtype = _default_dtype
+        dtype = get_default_dtype()
     a, b = _as_dtype(a, dtype), _as_dtype(b, dtype)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # where(cond, 1.0, 0.0)
         a = Tensor._wrap(np.asarray(a, dtype=dtype), False, None)
@@ -278,12 +203,69 @@ class Tensor:
         """A tensor sharing this one's data, cut from the graph."""
         return Tensor._wrap(self.data, False, None)
 
+    # ---- in place ----------------------------------------------------------------
+    # minigrad records no in-place op in a graph: one is allowed where torch would not
+    # need to record it (no operand requires grad, or grad mode is off), and raises
+    # torch's error on a leaf that requires grad.
+    def _check_in_place(self, name, other=None):
+        if not autograd.is_grad_enabled():
+            return
+        if self.requires_grad and self.is_leaf:
+            raise RuntimeError(f"{name}: a leaf Variable that requires grad is being used in an in-place "
+                               "operation (wrap the update in `with minigrad.no_grad():`)")
+        if self.requires_grad or (isinstance(other, Tensor) and other.requires_grad):
+            raise RuntimeError(f"{name}: minigrad does not record in-place ops in a graph; "
+                               "use the out-of-place form (e.g. `x = x + y`) or no_grad()")
+
+    def _in_place(self, name, ufunc, other, float_result=False):
+        self._check_in_place(name, other)
+        operand = _scalar_or_tensor(other)
+        dtype = dtypes.result_type(self, operand)
+        if float_result and dtype.kind != "f":
+            dtype = get_default_dtype()
+        if not np.can_cast(dtype, self.dtype, "same_kind"):
+            raise RuntimeError(f"{name}: result type {dtype} can't be cast to the desired output type {self.dtype}")
+        value = operand.data if isinstance(operand, Tensor) else operand
+        ufunc(self.data, value, out=self.data, casting="unsafe")
+        return self
+
+    def add_(self, other):
+        return self._in_place("add_", np.add, other)
+
+    def sub_(self, other):
+        return self._in_place("sub_", np.subtract, other)
+
+    def mul_(self, other):
+        return self._in_place("mul_", np.multiply, other)
+
+    def div_(self, other):
+        return self._in_place("div_", np.true_divide, other, float_result=True)
+
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+
+    def fill_(self, value, _name="fill_"):
+        self._check_in_place(_name, value)
+        self.data[...] = value.item() if isinstance(value, Tensor) else value
+        return self
+
     def zero_(self):
         """Fill with zeros in place (for gradients: `p.grad.zero_()`)."""
-        if self.requires_grad and self.is_leaf and autograd.is_grad_enabled():
-            raise RuntimeError("zero_() on a leaf that requires grad: wrap it in no_grad()")
-        self.data[...] = 0
+        return self.fill_(0, "zero_")
+
+    def copy_(self, src):
+        """Copy `src`'s values (broadcast to self's shape) into self."""
+        self._check_in_place("copy_", src)
+        self.data[...] = src.data if isinstance(src, Tensor) else np.asarray(src)
         return self
+
+    def __setitem__(self, index, value):
+        self._check_in_place("item assignment", value)
+        self.data[_raw_index(index)] = value.data if isinstance(value, Tensor) else value
+
+    def __getattr__(self, name):
+        """Only reached for a name Tensor lacks: say so, in torch user's terms."""
+        raise AttributeError(f"minigrad.Tensor has no attribute {name!r}: minigrad implements a subset of "
+                             "torch's Tensor API and does not have it")
 
     # ---- conversion --------------------------------------------------------------
     def numpy(self):
@@ -310,15 +292,24 @@ class Tensor:
             raise RuntimeError("the truth value of a tensor with more than one element is ambiguous")
         return builtins.bool(self.item())
 
-    def to(self, dtype):
-        """Cast to `dtype` (differentiable between float types). Device strings
-        'cpu' are accepted and ignored; anything else is an error."""
-        if isinstance(dtype, str) and dtype == "cpu":
+    def to(self, *args, dtype=None, device=None):
+        """`to(dtype)`, `to(device)`, `to(device, dtype)`, `to(other)` or keywords, as torch:
+        a cast (differentiable between float types); the device must be the CPU."""
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, str) and not dtypes.is_dtype_name(arg):
+                device = arg
+            else:
+                dtype = arg
+        check_device(device, "to")
+        if dtype is None:
             return self
-        dtype = _canonical_dtype(dtype)
-        if dtype == self.dtype:
-            return self
-        return Cast.apply(self, dtype)
+        dtype = dtypes.canonical(dtype)
+        return self if dtype == self.dtype else Cast.apply(self, dtype)
+
+    def cpu(self):
+        return self
 
     def float(self):
         return self.to(float32)
@@ -328,6 +319,16 @@ class Tensor:
 
     def long(self):
         return self.to(int64)
+
+    def int(self):
+        """Difference from torch: minigrad's only integer dtype is int64, so this is `long()`."""
+        return self.to(int64)
+
+    def half(self):
+        raise TypeError("half(): float16 is not supported by minigrad (float32, float64, int64, bool); "
+                        "use .float()")
+
+    bfloat16 = half
 
     def bool(self):
         return self.to(bool_)
@@ -341,7 +342,8 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", precision=4, prefix="tensor(")
         extras = []
-        if self.dtype not in (_default_dtype, int64, bool_) or (self.dtype != _default_dtype and self.data.size == 0):
+        default = get_default_dtype()
+        if self.dtype not in (default, int64, bool_) or (self.dtype != default and self.data.size == 0):
             extras.append(f"dtype=minigrad.{self.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
@@ -414,15 +416,28 @@ class Tensor:
     def __ne__(self, other):
         return self._compare(other, np.not_equal)
 
+    # & | ^ ~ are bitwise on integer and bool tensors (logical on bool), as in torch
+    def _bitwise(self, other, op, symbol):
+        other = other.data if isinstance(other, Tensor) else other
+        for dtype in (self.dtype, np.result_type(other)):
+            if dtype.kind not in "biu":
+                raise TypeError(f"{symbol} needs integer or bool tensors, got {dtype}")
+        return Tensor._wrap(_to_array(op(self.data, other)), False, None)
+
     def __and__(self, other):
-        return self._compare(other, np.logical_and)
+        return self._bitwise(other, np.bitwise_and, "&")
 
     def __or__(self, other):
-        return self._compare(other, np.logical_or)
+        return self._bitwise(other, np.bitwise_or, "|")
+
+    def __xor__(self, other):
+        return self._bitwise(other, np.bitwise_xor, "^")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
     def __invert__(self):
-        if self.dtype != bool_:
-            raise TypeError(f"~ needs a bool tensor, got {self.dtype}")
+        if self.dtype.kind not in "bi":
+            raise TypeError(f"~ needs an integer or bool tensor, got {self.dtype}")
         return Tensor._wrap(~self.data, False, None)
 
     # ---- elementwise ----------------------------------------------------------------
@@ -482,6 +497,29 @@ class Tensor:
             correction = 1 if unbiased else 0
         return reductions.Var.apply(self, dim, correction, keepdim)
 
+    def std(self, dim=None, *, correction=1, keepdim=False, unbiased=None):
+        """Standard deviation: sqrt of `var` with the same arguments."""
+        return self.var(dim, correction=correction, keepdim=keepdim, unbiased=unbiased).sqrt()
+
+    def any(self, dim=None, keepdim=False):
+        dims = None if dim is None else normalize_dims(dim, self.ndim, "any")
+        return Tensor._wrap(np.any(self.data, axis=dims, keepdims=keepdim), False, None)
+
+    def all(self, dim=None, keepdim=False):
+        dims = None if dim is None else normalize_dims(dim, self.ndim, "all")
+        return Tensor._wrap(np.all(self.data, axis=dims, keepdims=keepdim), False, None)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """(values, indices) of the k largest (or smallest) entries along `dim`, largest
+        first. Difference from torch: ties are ordered by position."""
+        (d,) = normalize_dims(dim, self.ndim, "topk")
+        if not 0 <= k <= (self.shape[d] if self.ndim else 1):
+            raise RuntimeError(f"topk: k={k} is out of range for dimension {d} of size {self.shape[d]}")
+        keys = -self.data if largest else self.data
+        order = np.argsort(keys, axis=d, kind="stable")
+        indices = np.take(order, np.arange(k), axis=d)
+        return MaxResult(self.gather(d, indices), Tensor._wrap(indices, False, None))
+
     def amax(self, dim=None, keepdim=False):
         return reductions.Amax.apply(self, dim, keepdim)
 
@@ -517,7 +555,7 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
+        s, e = normalize_dim(start_dim, self.ndim, "flatten"), normalize_dim(end_dim, self.ndim, "flatten")
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def permute(self, *dims):
@@ -527,7 +565,7 @@ class Tensor:
         return shape_ops.Permute.apply(self, tuple(d % self.ndim for d in dims))
 
     def transpose(self, dim0, dim1):
-        dim0, dim1 = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
+        dim0, dim1 = normalize_dim(dim0, self.ndim, "transpose"), normalize_dim(dim1, self.ndim, "transpose")
         order = list(range(self.ndim))
         order[dim0], order[dim1] = order[dim1], order[dim0]
         return shape_ops.Permute.apply(self, tuple(order))
@@ -538,13 +576,13 @@ class Tensor:
         return self.transpose(0, 1) if self.ndim == 2 else self
 
     def unsqueeze(self, dim):
-        dim = _dim(dim, self.ndim, "unsqueeze", extra=1)
+        dim = normalize_dim(dim, self.ndim, "unsqueeze", extra=1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dims = {_dim(d, self.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
+        dims = {normalize_dim(d, self.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in dims and n == 1)))
 
     def expand(self, *sizes):
@@ -560,6 +598,17 @@ class Tensor:
         except ValueError:
             raise RuntimeError(f"expand: cannot expand shape {tuple(self.shape)} to {target}") from None
         return shape_ops.Expand.apply(self, target)
+
+    def repeat(self, *sizes):
+        """Tile the tensor `sizes[i]` times along each dim (leading sizes add dims), as torch."""
+        sizes = _size(sizes)
+        if len(sizes) < self.ndim:
+            raise RuntimeError(f"repeat: {len(sizes)} sizes given for a tensor of {self.ndim} dimensions; "
+                               "give at least one per dimension")
+        shape = (1,) * (len(sizes) - self.ndim) + tuple(self.shape)
+        interleaved = self.reshape(tuple(n for size in shape for n in (1, size)))
+        tiled = interleaved.expand(tuple(n for pair in zip(sizes, shape) for n in pair))
+        return tiled.reshape(tuple(r * n for r, n in zip(sizes, shape)))
 
     def expand_as(self, other):
         return self.expand(other.shape)
@@ -582,7 +631,7 @@ class Tensor:
     def split(self, split_size_or_sections, dim=0):
         """Pieces along `dim`: of `split_size` each (the last may be smaller), or of
         the listed sizes."""
-        dim = _dim(dim, self.ndim, "split")
+        dim = normalize_dim(dim, self.ndim, "split")
         n = self.shape[dim]
         if isinstance(split_size_or_sections, (int, np.integer)):
             step = int(split_size_or_sections)
@@ -604,25 +653,22 @@ class Tensor:
         """`chunks` pieces along `dim` (fewer if the size does not allow), as torch."""
         if not isinstance(chunks, (int, np.integer)) or chunks <= 0:
             raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
-        dim = _dim(dim, self.ndim, "chunk")
+        dim = normalize_dim(dim, self.ndim, "chunk")
         n = self.shape[dim]
         return self.split(max(1, -(-n // chunks)), dim)
 
     def unbind(self, dim=0):
-        dim = _dim(dim, self.ndim, "unbind")
+        dim = normalize_dim(dim, self.ndim, "unbind")
         lead = (slice(None),) * dim
         return tuple(self[lead + (i,)] for i in range(self.shape[dim]))
 
 
-def _dim(dim, ndim, where, extra=0):
-    """`dim` as an index in [0, ndim + extra), negatives counted from the end (a 0-d
-    tensor has one dim, -1 or 0, as in torch; `extra` = 1 for unsqueeze, which may name
-    the position after the last dim); an IndexError naming the op otherwise."""
-    size = max(ndim + extra, 1)
-    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or not -size <= dim < size:
-        raise IndexError(f"{where}: dim {dim!r} is out of range for a tensor of {ndim} dimension(s) "
-                         f"(expected in [{-size}, {size - 1}])")
-    return int(dim) % size
+def check_device(device, where):
+    """minigrad tensors live on the CPU: accept None and 'cpu' (or 'cpu:0'), refuse the rest."""
+    name = getattr(device, "type", device)
+    if device is not None and str(name).split(":")[0] != "cpu":
+        raise ValueError(f"{where}: minigrad runs on the CPU only, got device={device!r} "
+                         "(the torch backend runs on CUDA)")
 
 
 def _index_array(index, where):
@@ -668,8 +714,9 @@ class Clone(Function):
 
 
 # ---- creation ------------------------------------------------------------------------
-def tensor(data, dtype=None, requires_grad=False) -> Tensor:
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists, scalars or arrays)."""
+    check_device(device, "tensor")
     t = Tensor(data, dtype=dtype, requires_grad=False)
     if t.data is data or (isinstance(data, Tensor) and t.data is data.data):
         t.data = t.data.copy()
@@ -689,26 +736,25 @@ def _size(size):
     return tuple(int(n) for n in size)
 
 
-def _dtype_or_default(dtype):
-    return _default_dtype if dtype is None else _canonical_dtype(dtype)
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    check_device(device, "zeros")
+    return Tensor(np.zeros(_size(size), dtypes.or_default(dtype)), requires_grad=requires_grad)
 
 
-def zeros(*size, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.zeros(_size(size), _dtype_or_default(dtype)), requires_grad=requires_grad)
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    check_device(device, "ones")
+    return Tensor(np.ones(_size(size), dtypes.or_default(dtype)), requires_grad=requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.ones(_size(size), _dtype_or_default(dtype)), requires_grad=requires_grad)
-
-
-def full(size, fill_value, dtype=None, requires_grad=False) -> Tensor:
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
     """A tensor of `size` filled with `fill_value`; without `dtype` the fill value
     decides it, as torch: bool -> bool, int -> int64, float -> the default dtype."""
+    check_device(device, "full")
     if dtype is None and isinstance(fill_value, (bool, np.bool_)):
         dtype = bool_
     elif dtype is None and isinstance(fill_value, (numbers.Integral, np.integer)):
         dtype = int64
-    return Tensor(np.full(_size((size,)), fill_value, _dtype_or_default(dtype)), requires_grad=requires_grad)
+    return Tensor(np.full(_size((size,)), fill_value, dtypes.or_default(dtype)), requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
@@ -719,16 +765,18 @@ def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
     return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, requires_grad=False) -> Tensor:
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples from `generator` (default: the global one)."""
-    dtype = _dtype_or_default(dtype)
+    check_device(device, "randn")
+    dtype = dtypes.or_default(dtype)
     data = resolve(generator).standard_normal(_size(size), dtype=dtype)
     return Tensor(data, requires_grad=requires_grad)
 
 
-def rand(*size, generator=None, dtype=None, requires_grad=False) -> Tensor:
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1) from `generator` (default: the global one)."""
-    dtype = _dtype_or_default(dtype)
+    check_device(device, "rand")
+    dtype = dtypes.or_default(dtype)
     data = resolve(generator).random(_size(size), dtype=dtype)
     return Tensor(data, requires_grad=requires_grad)
 
@@ -737,12 +785,13 @@ def randint(low, high, size, generator=None) -> Tensor:
     return Tensor(resolve(generator).integers(low, high, size=_size((size,)), dtype=np.int64))
 
 
-def arange(start, end=None, step=1, dtype=None) -> Tensor:
+def arange(start, end=None, step=1, dtype=None, device=None) -> Tensor:
     """Like torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+    check_device(device, "arange")
     if end is None:
         start, end = 0, start
     is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-    dtype = _canonical_dtype(dtype) if dtype is not None else (int64 if is_int else _default_dtype)
+    dtype = dtypes.canonical(dtype) if dtype is not None else (int64 if is_int else get_default_dtype())
     return Tensor(np.arange(start, end, step, dtype=dtype))
 
 
@@ -772,8 +821,30 @@ def where(condition, input, other) -> Tensor:
 
 
 def tril(t, diagonal=0) -> Tensor:
-    return Tensor._wrap(np.tril(t.data, diagonal), False, None)
+    """The lower triangle of the last two dims (entries j <= i + diagonal), the rest 0."""
+    return shape_ops.Triangle.apply(t, diagonal, False)
 
 
 def triu(t, diagonal=0) -> Tensor:
-    return Tensor._wrap(np.triu(t.data, diagonal), False, None)
+    """The upper triangle of the last two dims (entries j >= i + diagonal), the rest 0."""
+    return shape_ops.Triangle.apply(t, diagonal, True)
+
+
+def einsum(equation, *operands) -> Tensor:
+    """torch.einsum on labelled axes (operands as separate arguments or one list);
+    minigrad has no ellipsis and no label repeated within one operand."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    from .ops.einsum import Einsum
+
+    return Einsum.apply(*operands, equation=equation)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    check_device(device, "linspace")
+    return Tensor(np.linspace(start, end, int(steps), dtype=dtypes.or_default(dtype)), requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    check_device(device, "eye")
+    return Tensor(np.eye(n, m, dtype=dtypes.or_default(dtype)), requires_grad=requires_grad)

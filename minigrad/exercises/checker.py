@@ -179,8 +179,8 @@ def check_module(exercise: Exercise, module, path: str = "", use_torch: bool = T
         function = exercise.function(module)
     except AttributeError as error:
         names = " and ".join(repr(n) for n in (exercise.entry, exercise.loss) if n)
-        return _fail(verdict, exercise, problem=f"{verdict.file} has no {error.name!r}: keep the names the stub "
-                                                f"gives ({names})")
+        return _fail(verdict, exercise, hint="", problem=f"{verdict.file} has no {error.name!r}: keep the names "
+                                                         f"the stub gives ({names})")
     for number, case in enumerate(exercise.cases):
         rng = np.random.default_rng(zlib.crc32(f"{exercise.name}/{case.name}".encode()))
         inputs, options = case.make(rng)
@@ -221,14 +221,20 @@ def _check_case(verdict, exercise, function, inputs, options, rng, torch, path):
         with np.errstate(all="ignore"):
             grads = type(out.grad_fn).backward(out.grad_fn, upstream.copy())  # a copy: a backward may write into it
     except NotImplementedError:
-        return dataclasses.replace(verdict, status=NOT_STARTED, case=None, shapes="", problem=(
-            f"not started yet: open {verdict.file} and write {where} (it still raises NotImplementedError)"))
-    except Exception as error:
-        return _fail(verdict, exercise, problem=f"your {where} raised {type(error).__name__}: {error}"
-                                                f"{_location(error, path)}")
+        if os.path.abspath(path) == os.path.abspath(stub_path(exercise.name)):  # the packaged stub stays as it is
+            todo = (f"run `python -m minigrad.exercises start {exercise.name}`, then write {where} in the copy it "
+                    f"makes (the packaged stub {verdict.file} is never edited)")
+        else:
+            todo = f"open {verdict.file} and write {where} (it still raises NotImplementedError)"
+        return dataclasses.replace(verdict, status=NOT_STARTED, case=None, shapes="",
+                                   problem="not started yet: " + todo)
+    except Exception as error:  # an error in the learner's code: the exercise's math hint is beside the point
+        return _fail(verdict, exercise, hint="", problem=f"your {where} raised {type(error).__name__}: {error}"
+                                                         f"{_location(error, path)}")
     problem, grads = _structure_problem(exercise, where, inputs, grads)
-    if problem:
-        return _fail(verdict, exercise, problem=problem)
+    if problem:  # the hint speaks of the math: it fits a gradient of the wrong shape, not a wrong return value
+        return _fail(verdict, exercise, problem=problem, **({} if "a gradient always has the shape" in problem
+                                                           else {"hint": ""}))
 
     names = [i.name for i in inputs]
     try:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..dtypes import bool_
 from ..ops import attention as attention_ops
 from ..ops import dropout as dropout_ops
 from ..ops import embedding as embedding_ops
@@ -20,7 +21,7 @@ from ..ops import silu as silu_ops
 from ..ops import softmax as softmax_ops
 from ..ops import token_logprobs as token_logprobs_ops
 from ..random import resolve
-from ..tensor import Tensor, _index_array, bool_
+from ..tensor import Tensor, _index_array
 
 __all__ = [
     "linear", "relu", "gelu", "sigmoid", "tanh", "softplus", "logsigmoid", "softmax",
@@ -103,8 +104,7 @@ def softmax(input, dim):
 
 
 def log_softmax(input, dim):
-    """log softmax along `dim`, on the log-softmax kernel (numba, or its NumPy
-    reference: see `minigrad.kernels`). A row of all -inf gives NaN, as in torch."""
+    """log softmax along `dim`. A row of all -inf gives NaN, as in torch."""
     return log_softmax_ops.LogSoftmax.apply(input, dim)
 
 
@@ -224,8 +224,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     defaults to 1/sqrt(E). A query row that may attend to no key gives zeros and
     zero gradients, as torch 2.13.
 
-    Runs on the attention kernel (numba, or its NumPy reference: see
-    `minigrad.kernels`) when q, k, v share their leading dims; a bool mask of
+    Runs as one op (`ops/attention.py`) when q, k, v share their leading dims; a bool mask of
     shape (B, 1, 1, S) with 4-d inputs is read as a key-padding mask (fast path),
     any other mask becomes an additive bias. With dropout_p > 0, leading dims that
     broadcast, or a float mask that requires grad, it is composed of minigrad ops.
@@ -292,3 +291,9 @@ def _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scal
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p)
     return weights @ value
+
+
+def __getattr__(name):
+    """Only reached for a name this module lacks: say so, in torch user's terms."""
+    raise AttributeError(f"module 'minigrad.nn.functional' has no attribute {name!r}: minigrad implements a "
+                         "subset of torch.nn.functional and does not have it")

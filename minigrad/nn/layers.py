@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 
+from ..dtypes import or_default as dtype_or_default
 from ..random import resolve
-from ..tensor import _dtype_or_default
 from . import functional as F
 from .module import Module, Parameter
 
@@ -17,7 +17,7 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, dtype=None, generator=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        dtype, rng = _dtype_or_default(dtype), resolve(generator)
+        dtype, rng = dtype_or_default(dtype), resolve(generator)
         bound = 1 / math.sqrt(in_features) if in_features else 0.0
         self.weight = Parameter(rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype))
         self.bias = Parameter(rng.uniform(-bound, bound, (out_features,)).astype(dtype)) if bias else None
@@ -38,7 +38,7 @@ class Embedding(Module):
         table = resolve(generator).standard_normal((num_embeddings, embedding_dim))
         if padding_idx is not None:
             table[padding_idx] = 0
-        self.weight = Parameter(table.astype(_dtype_or_default(dtype)))
+        self.weight = Parameter(table.astype(dtype_or_default(dtype)))
 
     def forward(self, ids):
         return F.embedding(ids, self.weight, self.padding_idx)
@@ -55,7 +55,7 @@ class LayerNorm(Module):
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape, self.eps = tuple(normalized_shape), eps
-        dtype = _dtype_or_default(dtype)
+        dtype = dtype_or_default(dtype)
         self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
         self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
@@ -75,7 +75,7 @@ class RMSNorm(Module):
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
         self.normalized_shape, self.eps = tuple(normalized_shape), eps
-        dtype = _dtype_or_default(dtype)
+        dtype = dtype_or_default(dtype)
         self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
 
     def forward(self, x):
@@ -160,3 +160,23 @@ class Sequential(ModuleList):
         for module in self:
             x = module(x)
         return x
+
+
+class MSELoss(Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class CrossEntropyLoss(Module):
+    """Class-index targets only, as `F.cross_entropy`."""
+
+    def __init__(self, ignore_index=-100, reduction="mean"):
+        super().__init__()
+        self.ignore_index, self.reduction = ignore_index, reduction
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, ignore_index=self.ignore_index, reduction=self.reduction)

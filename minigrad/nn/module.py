@@ -6,7 +6,8 @@ import collections
 
 import numpy as np
 
-from ..tensor import Tensor, _canonical_dtype, _to_array
+from .. import dtypes
+from ..tensor import Tensor, _to_array, check_device
 
 
 class Parameter(Tensor):
@@ -148,17 +149,27 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
-    def to(self, dtype):
-        """Cast every parameter and floating buffer to `dtype` in place ('cpu' is a no-op)."""
-        if isinstance(dtype, str) and dtype == "cpu":
+    def to(self, *args, dtype=None, device=None):
+        """`to(dtype)`, `to(device)` or `to(device, dtype)`, as torch: cast every parameter
+        and floating buffer to `dtype` in place; the device must be the CPU."""
+        for arg in args:
+            if isinstance(arg, str) and not dtypes.is_dtype_name(arg):
+                device = arg
+            else:
+                dtype = arg
+        check_device(device, "Module.to")
+        if dtype is None:
             return self
-        dtype = _canonical_dtype(dtype)
+        dtype = dtypes.canonical(dtype)
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None
         for _, b in self.named_buffers():
             if np.issubdtype(b.dtype, np.floating):
                 b.data = b.data.astype(dtype)
+        return self
+
+    def cpu(self):
         return self
 
     def double(self):

@@ -1,15 +1,14 @@
-"""Embedding lookup: rows of a weight matrix picked by integer ids; the backward
-(a scatter-add) runs on `minigrad.kernels.embedding`."""
+"""Embedding lookup: rows of a weight matrix picked by integer ids."""
 
 import numpy as np
 
-from .. import kernels
 from ..autograd import Function
 
 
 class Embedding(Function):
     """out = weight[ids];  d/dweight[v] = Σ of g over the positions whose id is v
-    (an id used twice gets both gradients); the row `padding_idx` gets none."""
+    (out[i] is weight[ids[i]] itself, so each position hands its gradient row to its
+    id's row; an id used twice gets both). The row `padding_idx` gets none."""
 
     @staticmethod
     def forward(ctx, ids, weight, padding_idx=None):
@@ -21,9 +20,13 @@ class Embedding(Function):
             raise IndexError(f"embedding: id {bad} is out of range for an embedding of {rows} rows")
         if padding_idx is not None and not -rows <= padding_idx < rows:
             raise IndexError(f"embedding: padding_idx {padding_idx} is out of range for an embedding of {rows} rows")
-        ctx.ids, ctx.rows, ctx.padding_idx, ctx.mode = ids, rows, padding_idx, kernels.get_kernel_mode()
+        ctx.ids, ctx.rows, ctx.padding_idx = ids, rows, padding_idx
         return weight[ids]
 
     @staticmethod
     def backward(ctx, g):
-        return None, kernels.embedding_backward(ctx.ids, g, ctx.rows, ctx.padding_idx, mode=ctx.mode), None
+        dweight = np.zeros((ctx.rows, g.shape[-1]), dtype=g.dtype)
+        np.add.at(dweight, ctx.ids.reshape(-1), g.reshape(-1, g.shape[-1]))  # unbuffered: repeats add up
+        if ctx.padding_idx is not None:
+            dweight[ctx.padding_idx] = 0
+        return None, dweight, None

@@ -1,26 +1,37 @@
-"""log_softmax along any dim, on the kernels in `minigrad.kernels.log_softmax` (which
-work on the last axis: another dim is moved there and back)."""
+"""log_softmax along any dim."""
 
 import numpy as np
 
-from .. import kernels
 from ..autograd import Function
+from ..dims import normalize_dim
+
+
+def checked_dim(a, dim):
+    """`dim` as a non-negative axis of `a` (a 0-d array counts as one axis), after checking the input."""
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"log_softmax: input must be a float32 or float64 array, got {a.dtype}")
+    dim = normalize_dim(dim, a.ndim, "log_softmax")
+    if a.ndim and a.shape[dim] == 0:
+        raise ValueError(f"log_softmax: input needs a size >= 1 along dim {dim}, got shape {a.shape}")
+    return dim
 
 
 class LogSoftmax(Function):
-    """out = a - log Σ exp(a) along `dim`;  d/da = g - exp(out) · Σ g."""
+    """out = a - m - log Σ exp(a - m) along `dim`, m = max(a) (no overflow);
+    d/da = g - exp(out) · Σ g  (d out_i/d a_j = 1[i = j] - softmax_j).
+
+    A row of all -inf gives NaN, as in torch. A 0-d tensor is one row of one entry."""
 
     @staticmethod
     def forward(ctx, a, dim):
-        rows = a.reshape(1) if a.ndim == 0 else a  # as torch: a 0-d tensor is one row of one entry
-        if not -rows.ndim <= dim < rows.ndim:
-            raise IndexError(f"log_softmax: dim {dim} is out of range for a tensor with {a.ndim} dims")
-        ctx.dim, ctx.shape, ctx.mode = dim, a.shape, kernels.get_kernel_mode()
-        ctx.out_last = kernels.log_softmax_forward(np.moveaxis(rows, dim, -1), mode=ctx.mode)
-        return np.moveaxis(ctx.out_last, -1, dim).reshape(a.shape)
+        dim = checked_dim(a, dim) if a.ndim else checked_dim(a, dim) and None  # 0-d: reduce over all
+        top = np.max(a, axis=dim, keepdims=True)
+        with np.errstate(invalid="ignore"):  # -inf - (-inf): a row of all -inf gives NaN, as in torch
+            shifted = a - top
+            out = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+        ctx.out, ctx.dim = out, dim
+        return out
 
     @staticmethod
     def backward(ctx, g):
-        g_last = np.moveaxis(g.reshape(1) if g.ndim == 0 else g, ctx.dim, -1)
-        grad = kernels.log_softmax_backward(ctx.out_last, g_last, mode=ctx.mode)
-        return np.moveaxis(grad, -1, ctx.dim).reshape(ctx.shape)
+        return g - np.exp(ctx.out) * np.sum(g, axis=ctx.dim, keepdims=True), None

@@ -1,8 +1,9 @@
 """Elementwise (unary) ops, plus where / masked_fill / clamp."""
 
+import math
+
 import numpy as np
 
-from .. import kernels
 from ..autograd import Function, is_grad_enabled
 
 
@@ -103,24 +104,50 @@ class ReLU(Function):
         return g * ctx.positive
 
 
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_CUBIC = 0.044715
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_erf_object = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function elementwise (NumPy has none): Python's math.erf in float64,
+    rounded to x's dtype."""
+    return np.asarray(_erf_object(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(x.dtype)
+
+
 class GELU(Function):
-    """Exact: out = a·Φ(a), Φ(a) = (1 + erf(a/√2))/2;  d/da = Φ(a) + a·φ(a).
+    """Exact: out = a·Φ(a), Φ(a) = (1 + erf(a/√2))/2;  d/da = Φ(a) + a·φ(a)  (product rule, Φ' = φ).
 
-    approximate="tanh": out = a/2·(1 + tanh(u)), u = √(2/π)(a + 0.044715a³);
-    d/da = (1 + t)/2 + a/2·(1 - t²)·√(2/π)(1 + 3·0.044715a²), t = tanh(u).
+    approximate="tanh": out = a·s, s = (1 + tanh(u))/2, u = √(2/π)(a + 0.044715a³);
+    d/da = s + a/2·(1 - tanh²(u))·√(2/π)(1 + 3·0.044715a²).
 
-    The kernel (`minigrad.kernels.gelu`) returns d/da beside the output; backward
-    keeps that one array. Outside grad mode it is not computed.
+    Forward keeps d/da (the "slope") for backward, and computes it only in grad mode.
     """
 
     @staticmethod
     def forward(ctx, a, approximate="none"):
-        out, ctx.slope = kernels.gelu_forward(a, approximate, with_slope=is_grad_enabled())
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"gelu: input must be a float32 or float64 array, got {a.dtype}")
+        slope = None
+        if approximate == "tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (a + _CUBIC * a**3))
+            out = 0.5 * a * (1 + t)
+            if is_grad_enabled():
+                slope = 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _CUBIC * a * a)
+        else:
+            cdf = 0.5 * (1 + erf(a * math.sqrt(0.5)))
+            out = a * cdf
+            if is_grad_enabled():
+                slope = cdf + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a))
+        ctx.slope = slope
         return out
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.slope
+        return g * ctx.slope, None
 
 
 class Softplus(Function):
@@ -138,7 +165,7 @@ class Softplus(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g * np.where(ctx.linear, 1, _sigmoid(ctx.ba))
+        return g * np.where(ctx.linear, 1, _sigmoid(ctx.ba)), None, None
 
 
 class LogSigmoid(Function):
@@ -175,7 +202,7 @@ class Clamp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g * ctx.inside
+        return g * ctx.inside, None, None
 
 
 class Where(Function):

@@ -3,25 +3,7 @@
 import numpy as np
 
 from ..autograd import Function
-
-
-def normalize_dims(dim, ndim, name):
-    """torch-style dim argument (None, int or tuple, negatives allowed) -> sorted tuple.
-    An empty tuple means every dim, as in torch."""
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim or ())
-    if not dims:
-        return tuple(range(ndim))
-    out = []
-    for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(
-                f"{name}: dim {d} is out of range for a tensor of {ndim} dimension(s) "
-                f"(expected in [{-max(ndim, 1)}, {max(ndim, 1) - 1}])"
-            )
-        out.append(d % ndim if ndim else 0)
-    if len(set(out)) != len(out):
-        raise RuntimeError(f"{name}: dim {dim} names the same dimension twice")
-    return tuple(sorted(out)) if ndim else ()
+from ..dims import normalize_dims
 
 
 def _regrow(g, in_shape, dims, keepdim):
@@ -42,7 +24,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return np.broadcast_to(_regrow(g, ctx.shape, ctx.dims, ctx.keepdim), ctx.shape)
+        return np.broadcast_to(_regrow(g, ctx.shape, ctx.dims, ctx.keepdim), ctx.shape), None, None
 
 
 class Mean(Function):
@@ -60,7 +42,7 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, g):
         g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim) / ctx.count
-        return np.broadcast_to(g, ctx.shape)
+        return np.broadcast_to(g, ctx.shape), None, None
 
 
 class Var(Function):
@@ -80,7 +62,7 @@ class Var(Function):
     def backward(ctx, g):
         g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return g * (2 / ctx.denominator) * ctx.centered
+            return g * (2 / ctx.denominator) * ctx.centered, None, None, None
 
 
 class Amax(Function):
@@ -101,7 +83,7 @@ class Amax(Function):
     def backward(ctx, g):
         g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim)
         ties = np.sum(ctx.is_max, axis=ctx.dims, keepdims=True)
-        return np.where(ctx.is_max, g / ties, 0).astype(g.dtype, copy=False)
+        return np.where(ctx.is_max, g / ties, 0).astype(g.dtype, copy=False), None, None
 
 
 class MaxDim(Function):
@@ -122,4 +104,4 @@ class MaxDim(Function):
             g = np.expand_dims(g, ctx.dim)
         grad = np.zeros(ctx.shape, dtype=g.dtype)
         np.put_along_axis(grad, ctx.index, g, axis=ctx.dim)
-        return grad
+        return grad, None, None

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from ..autograd import Function, IndexedGrad
+from ..autograd import Function
+from ..dims import normalize_dim
 
 
 class Reshape(Function):
@@ -25,7 +26,7 @@ class Reshape(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g.reshape(ctx.shape)
+        return g.reshape(ctx.shape), None
 
 
 class Permute(Function):
@@ -39,7 +40,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return np.transpose(g, np.argsort(ctx.dims))
+        return np.transpose(g, np.argsort(ctx.dims)), None
 
 
 class Expand(Function):
@@ -52,7 +53,7 @@ class Expand(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g
+        return g, None
 
 
 class Contiguous(Function):
@@ -75,12 +76,13 @@ def _has_array_index(index):
 class Index(Function):
     """out = a[index] for ints, slices, None, Ellipsis and integer/bool arrays;
     d/da = g at the picked positions, 0 elsewhere; entries picked more than once
-    accumulate (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2. Returned as an
-    IndexedGrad: the engine writes it into a's gradient without a zero-filled copy."""
+    accumulate (np.add.at), so x[[0, 0]] gives x[0] a gradient of 2. The gradient is laid
+    out in memory as a is (a permuted view gets a permuted gradient, which its
+    Permute backward turns back into C order without a copy)."""
 
     @staticmethod
     def forward(ctx, a, index):
-        ctx.index = index
+        ctx.index, ctx.a = index, a
         try:
             return a[index]
         except IndexError as error:
@@ -88,7 +90,12 @@ class Index(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return IndexedGrad(ctx.index, g, accumulate=_has_array_index(ctx.index)), None
+        grad = np.zeros_like(ctx.a, dtype=g.dtype)
+        if _has_array_index(ctx.index):
+            np.add.at(grad, ctx.index, g)
+        else:
+            grad[ctx.index] = g
+        return grad, None
 
 
 class Gather(Function):
@@ -101,7 +108,7 @@ class Gather(Function):
             raise RuntimeError(
                 f"gather: index has {index.ndim} dimensions but input has {a.ndim}; they must match"
             )
-        d = dim % a.ndim
+        d = normalize_dim(dim, a.ndim, "gather")
         # torch lets index be smaller than the input off `dim`: crop the input to match
         crop = tuple(slice(None) if i == d else slice(0, n) for i, n in enumerate(index.shape))
         for i, n in enumerate(index.shape):
@@ -115,14 +122,16 @@ class Gather(Function):
                 f"gather: index {bad} out of range for dimension {dim} of size {a.shape[d]} "
                 f"(must be in [0, {a.shape[d] - 1}]; negative indices are not allowed, as in torch)"
             )
-        ctx.dim, ctx.index = d, index
+        ctx.dim, ctx.index, ctx.shape = d, index, a.shape
         return np.take_along_axis(a[crop], index, axis=d)
 
     @staticmethod
     def backward(ctx, g):
         where = list(np.indices(ctx.index.shape, sparse=True))
         where[ctx.dim] = ctx.index
-        return IndexedGrad(tuple(where), g, accumulate=True), None, None
+        grad = np.zeros(ctx.shape, dtype=g.dtype)
+        np.add.at(grad, tuple(where), g)
+        return grad, None, None
 
 
 class Cat(Function):
@@ -130,7 +139,7 @@ class Cat(Function):
 
     @staticmethod
     def forward(ctx, *arrays, dim=0):
-        d = dim % arrays[0].ndim
+        d = normalize_dim(dim, arrays[0].ndim, "cat")
         ctx.dim, ctx.bounds = d, np.cumsum([a.shape[d] for a in arrays])[:-1]
         try:
             return np.concatenate(arrays, axis=d)
@@ -151,9 +160,25 @@ class Stack(Function):
         shapes = {a.shape for a in arrays}
         if len(shapes) != 1:
             raise RuntimeError(f"stack: all inputs need the same shape, got {sorted(shapes)}")
-        ctx.dim = dim % (arrays[0].ndim + 1)
+        ctx.dim = normalize_dim(dim, arrays[0].ndim, "stack", extra=1)
         return np.stack(arrays, axis=ctx.dim)
 
     @staticmethod
     def backward(ctx, g):
         return tuple(np.moveaxis(g, ctx.dim, 0))
+
+
+class Triangle(Function):
+    """out = a with the entries outside a triangle of its last two dims set to 0
+    (lower: j <= i + diagonal; upper: j >= i + diagonal);  d/da = g on the same triangle."""
+
+    @staticmethod
+    def forward(ctx, a, diagonal=0, upper=False):
+        if a.ndim < 2:
+            raise RuntimeError(f"{'triu' if upper else 'tril'}: needs a tensor of at least 2 dimensions, got {a.ndim}")
+        ctx.keep = (np.triu if upper else np.tril)(np.ones(a.shape[-2:], dtype=bool), diagonal)
+        return np.where(ctx.keep, a, np.zeros((), dtype=a.dtype))
+
+    @staticmethod
+    def backward(ctx, g):
+        return np.where(ctx.keep, g, np.zeros((), dtype=g.dtype)), None, None

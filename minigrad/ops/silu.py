@@ -13,8 +13,6 @@ class SiLU(Function):
     this op runs on the widest activations of the model.
     """
 
-    grads_are_new = True  # backward returns one array it has just allocated
-
     @staticmethod
     def forward(ctx, a):
         with np.errstate(over="ignore"):

@@ -1,4 +1,7 @@
-"""Learning-rate schedules: LambdaLR (torch's) and linear warm-up with linear decay."""
+"""Learning-rate schedules: torch's LambdaLR, StepLR and CosineAnnealingLR (closed forms),
+and linear warm-up with linear decay."""
+
+import math
 
 
 class LambdaLR:
@@ -14,7 +17,10 @@ class LambdaLR:
     def step(self):
         self.last_epoch += 1
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * self.lr_lambda(self.last_epoch)
+            group["lr"] = self._lr(base, self.last_epoch)
+
+    def _lr(self, base, epoch):
+        return base * self.lr_lambda(epoch)
 
     def get_last_lr(self):
         return [group["lr"] for group in self.optimizer.param_groups]
@@ -25,7 +31,29 @@ class LambdaLR:
     def load_state_dict(self, state):
         self.last_epoch, self.base_lrs = state["last_epoch"], list(state["base_lrs"])
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * self.lr_lambda(self.last_epoch)
+            group["lr"] = self._lr(base, self.last_epoch)
+
+
+class StepLR(LambdaLR):
+    """lr = base_lr · gamma^(epoch // step_size)."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        super().__init__(optimizer, lambda epoch: gamma ** (epoch // step_size))
+
+
+class CosineAnnealingLR(LambdaLR):
+    """lr = eta_min + (base_lr - eta_min)·(1 + cos(π·epoch/T_max))/2 (torch's closed form)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):  # noqa: N803  (torch's name)
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        self._eta_min, self._t_max = eta_min, T_max
+        super().__init__(optimizer, None)
+
+    def _lr(self, base, epoch):
+        return self._eta_min + (base - self._eta_min) * (1 + math.cos(math.pi * epoch / self._t_max)) / 2
 
 
 def linear_warmup_decay(warmup_steps, total_steps=None):

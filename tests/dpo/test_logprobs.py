@@ -113,3 +113,20 @@ def test_log_probs_come_back_in_the_backend_dtype(dtype):
     model = tiny_model(backend("numpy", dtype))
     logps = sequence_log_prob(model, collate(pairs(1), TOKENIZER, 96)).logps
     assert numpy_of(model, logps).dtype == np.dtype(dtype)
+
+
+@backend_names
+def test_the_head_can_run_at_the_counted_positions_only(backend_name):
+    """The model contract the log-probs rely on: forward == logits(hidden_states), and the head
+    applied to the hidden states at the completion positions gives those rows of the logits."""
+    be = backend(backend_name)
+    model = tiny_model(be, perturb=3)
+    batch = collate(pairs(2), TOKENIZER, 96)
+    ids, mask = be.tensor(batch.input_ids), be.tensor(batch.attention_mask)
+    full = numpy_of(model, model(ids, mask))
+    hidden = model.hidden_states(ids, mask)
+    np.testing.assert_array_equal(numpy_of(model, model.logits(hidden)), full)
+    rows, cols = np.nonzero(batch.targets != IGNORE_INDEX)
+    picked = numpy_of(model, model.logits(hidden[be.tensor(rows), be.tensor(cols)]))
+    assert picked.shape == (len(rows), model.config.vocab_size) and len(rows) < batch.targets.size
+    np.testing.assert_allclose(picked, full[rows, cols], rtol=0, atol=1e-12)

@@ -293,9 +293,7 @@ def test_a_chain_of_10000_ops_keeps_the_exact_derivative():
 
 
 class _Double(Function):
-    """y = 2x; its backward hands out a new array, and says so (`grads_are_new`)."""
-
-    grads_are_new = True
+    """y = 2x; its backward hands out a new array."""
 
     @staticmethod
     def forward(ctx, x):
@@ -319,13 +317,41 @@ class _PassThrough(Function):
         return g
 
 
-def test_a_gradient_the_op_calls_new_is_kept_without_a_copy():
+def test_a_new_gradient_is_stored_and_accumulated():
     x = leaf([1.0, 2.0])
     _Double.apply(x).backward(gradient=np.array([1.0, 3.0]))
-    assert x.grad.data is _Double.last  # stored as it is
     np.testing.assert_array_equal(x.grad.data, [2.0, 6.0])
-    _Double.apply(x).backward(gradient=np.array([1.0, 1.0]))  # accumulates into it
+    _Double.apply(x).backward(gradient=np.array([1.0, 1.0]))
     np.testing.assert_array_equal(x.grad.data, [4.0, 8.0])
+
+
+class _TooFew(Function):
+    """forward(x, y) but backward returns one gradient: a bug the engine must name."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return x * y
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class _TooMany(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, g):
+        return 2 * g, None
+
+
+@pytest.mark.parametrize("op", [_TooFew, _TooMany], ids=lambda op: op.__name__)
+def test_a_backward_returning_the_wrong_number_of_gradients_raises_naming_the_op(op):
+    args = (leaf([1.0, 2.0]), leaf([3.0, 4.0])) if op is _TooFew else (leaf([1.0, 2.0]),)
+    with pytest.raises(RuntimeError, match=rf"{op.__name__}\.backward returned \d gradient\(s\) for \d input"):
+        op.apply(*args).sum().backward()
 
 
 def test_a_gradient_an_op_passes_through_is_still_copied():

@@ -279,6 +279,7 @@ def test_wrong_number_of_gradients_lists_what_is_expected():
         in verdict.problem
     verdict = check_wrong_structure("embedding", "Embedding", lambda ctx, g: (np.zeros(ctx.weight_shape),))
     assert "returned 1 values; it must return 2, one per input, in order: None for ids, d/dweight" in verdict.problem
+    assert "hint:" not in verdict.text()  # the exercise's math hint would point away from the real problem
 
 
 def test_none_for_a_differentiable_input_and_a_tensor_instead_of_an_array():
@@ -305,6 +306,7 @@ def test_an_exception_in_the_backward_names_its_type_and_line():
     verdict = check_wrong_structure("gelu", "GELU", broken)
     assert verdict.problem.startswith("your GELU.backward raised NameError: name 'undefined_name' is not defined")
     assert "return grad / undefined_name" in verdict.problem
+    assert "hint:" not in verdict.text()
 
 
 # ---- without torch ----------------------------------------------------------------------------
@@ -337,7 +339,9 @@ def test_cli_check_solution_passes_and_stub_is_not_started(capsys, tmp_path, mon
     status, out, _ = run_cli(capsys, "check", "softmax", "--solution")
     assert status == EXIT_PASS and out.startswith("PASS  softmax")
     status, out, _ = run_cli(capsys, "check", "softmax")
-    assert status == EXIT_NOT_STARTED and out.startswith("NOT STARTED  softmax: not started yet: open ")
+    assert status == EXIT_NOT_STARTED and out.startswith(
+        "NOT STARTED  softmax: not started yet: run `python -m minigrad.exercises start softmax`, then write")
+    assert "is never edited" in out and "open " not in out
 
 
 def test_cli_check_all_solutions(capsys):
@@ -375,6 +379,7 @@ def test_cli_a_file_with_a_syntax_error_or_missing_class(capsys, tmp_path):
     renamed.write_text("class MySoftmax:\n    pass\n")
     status, out, _ = run_cli(capsys, "check", "softmax", "--file", str(renamed))
     assert status == EXIT_FAIL and "has no 'Softmax': keep the names the stub gives ('Softmax')" in out
+    assert "hint:" not in out
 
 
 def test_cli_usage_errors(capsys):
@@ -395,7 +400,7 @@ def test_python_dash_m_runs_the_checker_with_its_exit_status(tmp_path):
     result = subprocess.run([sys.executable, "-m", "minigrad.exercises", "check", "ipo", "--no-torch"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == EXIT_NOT_STARTED, result.stderr
-    assert "NOT STARTED  ipo: not started yet: open " in result.stdout
+    assert "NOT STARTED  ipo: not started yet: run `python -m minigrad.exercises start ipo`" in result.stdout
     assert "minigrad/exercises/stubs/ipo.py" in result.stdout
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from minigrad import Function
-from minigrad.kernels import erf
+from minigrad.ops.pointwise import erf
 
 
 class GELU(Function):

@@ -13,7 +13,7 @@ import math
 import numpy as np  # noqa: F401  (for your backward)
 
 from minigrad import Function
-from minigrad.kernels import erf
+from minigrad.ops.pointwise import erf
 
 
 class GELU(Function):

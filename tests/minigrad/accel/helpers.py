@@ -43,3 +43,22 @@ def non_contiguous(array):
     view = wide[..., ::2]
     assert not view.flags.c_contiguous or array.shape[-1] <= 1
     return view
+
+
+def op_both_paths(op, arrays, grad, **options):
+    """{mode: (out, gradient of each float array)}: the core op `op` applied to `arrays`
+    (float ones become leaves that require grad; others pass as they are) under each
+    kernel mode, then backward with `grad`. Under "numba" the dispatch table runs the
+    accelerated op, under "numpy" the core op itself."""
+    from minigrad import accel
+
+    results = {}
+    for mode in accel.MODES:
+        with accel.kernel_mode(mode):
+            inputs = [leaf(a) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in arrays]
+            out = op.apply(*inputs, **options)
+            assert (type(out.grad_fn) is op) == (mode == "numpy"), f"{op.__name__}: {mode} ran {type(out.grad_fn)}"
+            out.backward(gradient=grad)
+            grads = tuple(t.grad.data for t in inputs if isinstance(t, minigrad.Tensor) and t.grad is not None)
+            results[mode] = (out.data,) + grads
+    return results

@@ -8,9 +8,8 @@ from hypothesis import strategies as st
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import kernels
 from minigrad.ops.attention import ScaledDotProductAttention
-from tests.minigrad.kernels.helpers import REFERENCE_ATOL, TORCH_ATOL, assert_close, leaf, torch_leaf
+from tests.minigrad.accel.helpers import REFERENCE_ATOL, TORCH_ATOL, assert_close, leaf, op_both_paths, torch_leaf
 
 
 def _inputs(rng, B, H, L, S, D, Dv, dtype=np.float64):
@@ -26,18 +25,14 @@ def _model_qkv(rng, B, T, H, D, dtype):
 
 
 def _both_paths(q, k, v, g, key_padding_mask, attn_bias, is_causal, scale=None):
-    results = {}
-    for mode in kernels.MODES:
-        out, probs = kernels.attention_forward(q, k, v, key_padding_mask, attn_bias, is_causal, scale, mode=mode)
-        grads = kernels.attention_backward(q, k, v, out, probs, g, is_causal, scale, mode=mode)
-        results[mode] = (out, probs) + tuple(grads)
-    return results
+    return op_both_paths(ScaledDotProductAttention, (q, k, v), g, key_padding_mask=key_padding_mask,
+                         attn_bias=attn_bias, is_causal=is_causal, scale=scale)
 
 
-NAMES = ("out", "probs", "dq", "dk", "dv")
+NAMES = ("out", "dq", "dk", "dv")
 
 
-# ---- numba kernel == NumPy reference ------------------------------------------------------
+# ---- accelerated op == core op ------------------------------------------------------
 @settings(max_examples=60, deadline=None)
 @given(
     dims=st.tuples(*(st.integers(1, n) for n in (3, 3, 13, 13, 9, 9))),
@@ -58,7 +53,7 @@ def test_numba_matches_reference_float64(dims, is_causal, padding, bias, seed):
     results = _both_paths(q, k, v, g, key_padding_mask, attn_bias, is_causal)
     for name, fast, reference in zip(NAMES, results["numba"], results["numpy"]):
         assert np.isfinite(fast).all(), f"{name}: numba gave a non-finite value"
-        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (numba vs NumPy reference)")
+        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (accelerated vs core)")
 
 
 @pytest.mark.parametrize("is_causal", [True, False])
@@ -72,7 +67,7 @@ def test_numba_matches_reference_across_tile_and_block_edges(L, S, is_causal):
     attn_bias = np.where(rng.random((2, 1, L, S)) < 0.1, -np.inf, rng.standard_normal((2, 1, L, S)))
     results = _both_paths(q, k, v, g, key_padding_mask, attn_bias, is_causal)
     for name, fast, reference in zip(NAMES, results["numba"], results["numpy"]):
-        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (numba vs NumPy reference)")
+        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (accelerated vs core)")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -87,7 +82,7 @@ def test_numba_matches_reference_on_model_layout_and_tinygpt_size(dtype):
     atol = REFERENCE_ATOL if dtype == np.float64 else 2e-5
     for name, fast, reference in zip(NAMES, results["numba"], results["numpy"]):
         assert fast.dtype == dtype, f"{name}: dtype {fast.dtype}, expected {dtype}"
-        assert_close(fast, reference, atol, f"{name} (numba vs NumPy reference, {np.dtype(dtype)})")
+        assert_close(fast, reference, atol, f"{name} (accelerated vs core, {np.dtype(dtype)})")
 
 
 @pytest.mark.parametrize("is_causal", [True, False])
@@ -99,7 +94,7 @@ def test_numba_matches_reference_at_t512_float64(is_causal):
     key_padding_mask = np.arange(512)[None, :] < np.array([512, 300])[:, None]
     results = _both_paths(q, k, v, g, key_padding_mask, None, is_causal)
     for name, fast, reference in zip(NAMES, results["numba"], results["numpy"]):
-        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (numba vs NumPy reference, T=512)")
+        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (accelerated vs core, T=512)")
 
 
 # ---- gradcheck (float64), under both kernel paths -----------------------------------------
@@ -292,32 +287,33 @@ def test_model_call_runs_on_the_kernel_op():
 
 
 # ---- bad input ------------------------------------------------------------------------------
+def _sdpa(q, k, v, **options):
+    """The op on raw arrays (bad-input checks are the op's, on both paths)."""
+    return ScaledDotProductAttention.apply(*(minigrad.tensor(a) for a in (q, k, v)), **options)
+
+
 _rng = np.random.default_rng(9)
 _q, _k, _v, _ = _inputs(_rng, 2, 2, 3, 4, 5, 6)
 
 BAD_KERNEL_INPUTS = {
-    "rank": (lambda: kernels.attention_forward(_q[0], _k[0], _v[0]), ValueError,
+    "rank": (lambda: _sdpa(_q[0], _k[0], _v[0]), ValueError,
              r"q must be an array of shape \(batch, heads, length, dim\), got \(2, 3, 5\)"),
-    "dtypes": (lambda: kernels.attention_forward(_q.astype(np.float32), _k, _v), TypeError,
+    "dtypes": (lambda: _sdpa(_q.astype(np.float32), _k, _v), TypeError,
                "q, k, v must all be float32 or all float64, got float32, float64, float64"),
-    "integer": (lambda: kernels.attention_forward(*(a.astype(np.int64) for a in (_q, _k, _v))), TypeError,
+    "integer": (lambda: _sdpa(*(a.astype(np.int64) for a in (_q, _k, _v))), TypeError,
                 "must all be float32 or all float64"),
-    "key_dim": (lambda: kernels.attention_forward(_q, _k[..., :4], _v), ValueError,
+    "key_dim": (lambda: _sdpa(_q, _k[..., :4], _v), ValueError,
                 "q and k the same last dim"),
-    "heads": (lambda: kernels.attention_forward(_q, _k[:, :1], _v[:, :1]), ValueError,
+    "heads": (lambda: _sdpa(_q, _k[:, :1], _v[:, :1]), ValueError,
               r"the same \(batch, heads\)"),
-    "padding_shape": (lambda: kernels.attention_forward(_q, _k, _v, key_padding_mask=np.ones((2, 3), bool)),
+    "padding_shape": (lambda: _sdpa(_q, _k, _v, key_padding_mask=np.ones((2, 3), bool)),
                       ValueError, r"key_padding_mask must be a bool array of shape \(batch, keys\) = \(2, 4\)"),
-    "padding_dtype": (lambda: kernels.attention_forward(_q, _k, _v, key_padding_mask=np.ones((2, 4))),
+    "padding_dtype": (lambda: _sdpa(_q, _k, _v, key_padding_mask=np.ones((2, 4))),
                       ValueError, "key_padding_mask must be a bool array"),
-    "bias_shape": (lambda: kernels.attention_forward(_q, _k, _v, attn_bias=np.zeros((5, 4))), ValueError,
+    "bias_shape": (lambda: _sdpa(_q, _k, _v, attn_bias=np.zeros((5, 4))), ValueError,
                    r"attn_bias of shape \(5, 4\) does not broadcast to \(batch, heads, queries, keys\)"),
-    "bias_dtype": (lambda: kernels.attention_forward(_q, _k, _v, attn_bias=np.zeros((3, 4), np.float32)),
+    "bias_dtype": (lambda: _sdpa(_q, _k, _v, attn_bias=np.zeros((3, 4), np.float32)),
                    TypeError, "attn_bias must have q's dtype float64"),
-    "grad_shape": (lambda: kernels.attention_backward(_q, _k, _v, np.zeros((2, 2, 3, 6)), None, np.zeros((2, 3))),
-                   ValueError, r"grad_out has shape \(2, 3\), the output \(2, 2, 3, 6\)"),
-    "bad_mode": (lambda: kernels.attention_forward(_q, _k, _v, mode="cuda"), ValueError,
-                 "mode: kernel mode must be one of numba, numpy, got 'cuda'"),
     "F_shapes": (lambda: F.scaled_dot_product_attention(*(minigrad.tensor(a) for a in (_q, _k[..., :4], _v))),
                  RuntimeError, "q and k need the same last dim"),
     "F_integer_mask": (lambda: F.scaled_dot_product_attention(*(minigrad.tensor(a) for a in (_q, _k, _v)),
@@ -333,30 +329,8 @@ def test_bad_input_raises_clear_error(name):
         call()
 
 
-# ---- memory layout --------------------------------------------------------------------------
-def test_outputs_are_laid_out_by_position_so_the_model_reshapes_without_copies():
-    """out, dq, dk, dv are (B, H, T, D) views of (B, T, H, D) memory: the model's
-    `y.transpose(1, 2).reshape(B, T, C)` is then a view, and so is the backward through
-    its qkv split (checked on the op's gradient buffer)."""
-    rng = np.random.default_rng(0)
-    B, T, H, D = 2, 7, 3, 4
-    with kernels.kernel_mode("numba"):
-        qkv = minigrad.tensor(rng.standard_normal((B, T, 3 * H * D)), requires_grad=True)
-        parts = qkv.view(B, T, 3, H, D).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(parts[0], parts[1], parts[2], is_causal=True)
-        merged = y.transpose(1, 2).reshape(B, T, H * D)
-        assert np.shares_memory(merged.data, y.data)
-        (merged * minigrad.tensor(rng.standard_normal((B, T, H * D)))).sum().backward()
-    assert qkv.grad.data.flags.c_contiguous
-    out, probs = kernels.attention_forward(*(p.data for p in parts), is_causal=True, mode="numba")
-    g = rng.standard_normal(out.shape)
-    for a in (out,) + tuple(kernels.attention_backward(*(p.data for p in parts), out, probs, g, True, mode="numba")):
-        assert a.shape == (B, H, T, D) and a.transpose(0, 2, 1, 3).flags.c_contiguous
-
-
 def test_an_empty_batch_gives_empty_outputs_and_gradients(kernel_mode):
     q = np.zeros((0, 2, 3, 4))
-    out, probs = kernels.attention_forward(q, q, q, is_causal=True)
-    assert out.shape == (0, 2, 3, 4) and probs.shape == (0, 2, 3, 3)
-    grads = kernels.attention_backward(q, q, q, out, probs, np.zeros(out.shape), is_causal=True)
-    assert [g.shape for g in grads] == [(0, 2, 3, 4)] * 3
+    results = _both_paths(q, q, q, np.zeros(q.shape), None, None, True)
+    for mode, arrays in results.items():
+        assert [a.shape for a in arrays] == [(0, 2, 3, 4)] * 4, mode

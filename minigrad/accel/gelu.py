@@ -8,8 +8,8 @@
 The forward returns the slope beside the output, so a backward pass keeps that
 one array (grad · slope) instead of x and the cdf.
 
-`forward_reference` is the math in NumPy (erf from `special.erf_reference`), in
-the input's dtype.
+The core op (`minigrad.ops.pointwise.GELU`) is the math in NumPy (erf from
+`math.erf`), in the input's dtype.
 
 numba (`forward_numba`): one pass over the elements, no temporaries. `math.erf`
 is a libm call per element that LLVM cannot vectorise, so Φ is written as
@@ -28,7 +28,7 @@ and 1 - tanh² = 4·s·(1 - s).
 
 float64 (23 terms): erfc within 5e-16 of math.erfc for every z >= 0; for x < 0,
 Φ is rounded as 1 + erf(x/√2) the way the reference and torch round it (it is
-0 below x ≈ -8.3), so results match the NumPy reference to ~1e-15.
+0 below x ≈ -8.3), so results match the core op to ~1e-15.
 
 float32 (14 terms, float32 arithmetic: twice the SIMD width of float64): the
 exponents -x²/2 and -2|u| are formed in float64 (exactly, or nearly) and split
@@ -42,10 +42,8 @@ within 4.1 and 5.8 ulps likewise. Tests hold both to 6 ulps.
 
 Parallel or serial: waking numba's threads costs more than the work on small
 arrays, so arrays below `PARALLEL_MIN_ELEMENTS` run in one thread; above, blocks
-of `BLOCK` elements run in parallel. At TinyGPT's MLP width (24·79·256 = 485K
-elements) two threads took 0.39 ms per call against 0.52 serial, in a training
-step with `minigrad.cpu_tuning` applied. (Without it, numba's and OpenBLAS's
-idle threads spin against each other and a threaded launch cost milliseconds.)
+of `BLOCK` elements run in parallel (worth it only with `minigrad.accel.tune_process()`
+applied: otherwise numba's and OpenBLAS's idle threads spin against each other).
 """
 
 import math
@@ -56,14 +54,13 @@ from numba import types
 from numba.extending import overload
 
 from .fast_exp import exp_nonpositive
-from .special import erf_reference
 
 APPROXIMATIONS = ("none", "tanh")
 PARALLEL_MIN_ELEMENTS = 1 << 17
 BLOCK = 1 << 14
 
-# fused multiply-add only: with "reassoc" as well (tiles.FASTMATH), LLVM rewrote the Horner loop
-# into something 3x slower (measured)
+# fused multiply-add only: with "reassoc" as well (tiles.FASTMATH), LLVM rewrites the Horner loop
+# into a much slower form
 CONTRACT = {"contract"}
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -98,41 +95,13 @@ ERFC_SERIES = (
 )
 
 
-def check_input(x, approximate):
-    if approximate not in APPROXIMATIONS:
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"gelu: input must be a float32 or float64 array, got {getattr(x, 'dtype', type(x))}")
-
-
-# ---- NumPy reference ------------------------------------------------------------------
-
-
-def forward_reference(x, approximate="none", with_slope=True):
-    """(out, slope), slope None unless `with_slope`."""
-    if approximate == "tanh":
-        t = np.tanh(_SQRT_2_OVER_PI * (x + _CUBIC * x**3))
-        out = 0.5 * x * (1 + t)
-        if not with_slope:
-            return out, None
-        du_dx = _SQRT_2_OVER_PI * (1 + 3 * _CUBIC * x * x)
-        return out, 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx
-    cdf = 0.5 * (1 + erf_reference(x * _SQRT_HALF))
-    if not with_slope:
-        return x * cdf, None
-    pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-    return x * cdf, cdf + x * pdf
-
-
-# ---- numba ----------------------------------------------------------------------------
-
 SERIES_TERMS = {np.dtype(np.float64): 23, np.dtype(np.float32): 14}
 
 
 def _powers_high_to_low(dtype):
     """The first terms of `ERFC_SERIES` as a polynomial in w, highest power first, in `dtype`:
     a tuple, so that its length is known at compile time (the Horner loop unrolls and the
-    loop over elements vectorises; an array, or a tuple indexed in a loop, did not: 10x slower)."""
+    loop over elements vectorises; with an array, or a tuple indexed in a loop, it does not)."""
     powers = np.polynomial.chebyshev.cheb2poly(np.array(ERFC_SERIES[: SERIES_TERMS[dtype]]))
     return tuple(dtype.type(a) for a in powers[::-1])
 
@@ -218,7 +187,7 @@ def _tanh_blocks(x, out, slope, with_slope):
         _tanh_span(x[lo:hi], out[lo:hi], slope[lo:hi], with_slope)
 
 
-def forward_numba(x, approximate="none", with_slope=True):
+def forward(x, approximate="none", with_slope=True):
     flat = np.require(x, x.dtype, ("C", "W")).reshape(-1)
     out = np.empty(flat.shape, dtype=x.dtype)
     slope = np.empty(flat.shape if with_slope else (0,), dtype=x.dtype)  # (0,): never written

@@ -1,37 +1,12 @@
-"""Scaled dot-product attention, forward and backward, for q, k, v of shape (B, H, L, D).
+"""numba kernels of `minigrad.ops.attention.ScaledDotProductAttention`: the math (and its
+derivation) is the core op's; these compute the same numbers.
 
-Per (batch, head), with S the number of keys:
-
-    scores = q kᵀ · scale + bias                         (L, S)
-    scores[i, j] = -inf where key j is padding or (causal) j > i
-    P      = softmax(scores) row by row                  (L, S); a row with no key left is all 0
-    out    = P v                                         (L, Dv)
-
-Backward, for the incoming gradient g = dL/dout:
-
-    dv = Pᵀ g
-    dP = g vᵀ
-    dS = P ∘ (dP - Δ),  Δ_i = Σ_j P_ij dP_ij = Σ_e g_ie out_ie      (softmax backward, row by row)
-    dq = scale · dS k
-    dk = scale · dSᵀ q
-
-Forward keeps P for the backward rather than the row log-sum-exp from which P
-can be recomputed (as flash attention does). Measured on one core with a
-prototype of this kernel holding both variants, keeping P made the backward 36%
-faster at B=8, H=8, T=512, D=64 (1.3 against 2.0 ms per head: recomputing costs
-a product q kᵀ and an exp per entry, more than reading P back) and 38% faster at
-the TinyGPT size (B=24, H=4, T=96, D=16), for B·H·L·S floats of memory (64 MiB
-in float32 at the larger size, 3.4 MiB at TinyGPT size). A dead row (no allowed
-key) has P = 0, so it gets out = 0 and sends no gradient anywhere, as in torch.
-
-Read `forward_reference` and `backward_reference` for the math in NumPy. The
-numba versions below compute the same thing one (batch, head) at a time, in
-parallel over B·H: each iteration writes only its own slices of out, P, dq, dk
-and dv. They return out, dq, dk and dv as (B, H, n, d) views of arrays laid out
-(B, n, H, d) in memory, the order the model reads them in (`_by_position`):
-`y.transpose(1, 2).reshape(B, T, C)` on the output, and the backward through the
-model's `qkv[0], qkv[1], qkv[2]` split, are then views instead of copies (0.5 ms
-of a 22 ms DPO step at TinyGPT size, measured).
+One (batch, head) at a time, in parallel over B·H: each iteration writes only its own
+slices of out, P, dq, dk and dv, so no two threads write the same memory. Forward keeps
+P for the backward, as the core op does: reading P back costs less than recomputing it
+from the row log-sum-exp (a product q kᵀ and an exp per entry; see docs/kernels.md,
+"Measured choices"). q, k, v may have any strides; out, dq, dk, dv are returned as
+C-ordered (B, H, n, d) arrays.
 """
 
 import numba
@@ -39,79 +14,6 @@ import numpy as np
 
 from .fast_exp import exp_nonpositive
 from .tiles import FASTMATH, FULL, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
-
-
-def check_inputs(q, k, v, key_padding_mask, attn_bias):
-    """Raise one clear error for inputs the kernels cannot take."""
-    arrays = {"q": q, "k": k, "v": v}
-    for name, a in arrays.items():
-        if not isinstance(a, np.ndarray) or a.ndim != 4:
-            shape = getattr(a, "shape", None)
-            raise ValueError(f"attention: {name} must be an array of shape (batch, heads, length, dim), got {shape}")
-    if q.dtype not in (np.float32, np.float64) or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise TypeError(
-            f"attention: q, k, v must all be float32 or all float64, got {q.dtype}, {k.dtype}, {v.dtype}"
-        )
-    (B, H, L, D), S = q.shape, k.shape[2]
-    if k.shape[:2] != (B, H) or v.shape[:2] != (B, H) or k.shape[3] != D or v.shape[2] != S:
-        raise ValueError(
-            f"attention: shapes q {q.shape}, k {k.shape}, v {v.shape} do not fit: all need the same "
-            "(batch, heads), q and k the same last dim, k and v the same length"
-        )
-    if D == 0:
-        raise ValueError("attention: q and k have a last dim of 0; scale = 1/sqrt(dim) needs dim >= 1")
-    if key_padding_mask is not None:
-        if key_padding_mask.dtype != np.bool_ or key_padding_mask.shape != (B, S):
-            raise ValueError(
-                f"attention: key_padding_mask must be a bool array of shape (batch, keys) = {(B, S)}, "
-                f"got {key_padding_mask.dtype} {key_padding_mask.shape}"
-            )
-    if attn_bias is not None:
-        if attn_bias.dtype != q.dtype:
-            raise TypeError(f"attention: attn_bias must have q's dtype {q.dtype}, got {attn_bias.dtype}")
-        try:
-            shape = np.broadcast_shapes(attn_bias.shape, (B, H, L, S))
-        except ValueError:
-            shape = None
-        if shape != (B, H, L, S):
-            raise ValueError(
-                f"attention: attn_bias of shape {attn_bias.shape} does not broadcast to "
-                f"(batch, heads, queries, keys) = {(B, H, L, S)}"
-            )
-
-
-# ---- NumPy reference ------------------------------------------------------------------
-
-
-def forward_reference(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
-    """(out, P): see the module docstring."""
-    L, S = q.shape[2], k.shape[2]
-    scores = (q @ k.swapaxes(-1, -2)) * scale
-    if attn_bias is not None:
-        scores = scores + attn_bias
-    allowed = np.ones((L, S), dtype=bool)
-    if is_causal:
-        allowed = np.tril(allowed)
-    if key_padding_mask is not None:
-        allowed = allowed & key_padding_mask[:, None, None, :]
-    scores = np.where(allowed, scores, -np.inf)
-    top = np.max(scores, axis=-1, keepdims=True)
-    dead = top == -np.inf  # rows with no key left: P = 0
-    e = np.exp(scores - np.where(dead, 0, top))
-    probs = e / np.where(dead, 1, np.sum(e, axis=-1, keepdims=True))
-    return probs @ v, probs
-
-
-def backward_reference(q, k, v, out, probs, grad_out, scale):
-    """(dq, dk, dv): see the module docstring."""
-    dv = probs.swapaxes(-1, -2) @ grad_out
-    dp = grad_out @ v.swapaxes(-1, -2)
-    delta = np.sum(grad_out * out, axis=-1, keepdims=True)
-    ds = probs * (dp - delta) * scale
-    return ds @ k, ds.swapaxes(-1, -2) @ q, dv
-
-
-# ---- numba ----------------------------------------------------------------------------
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -138,8 +40,7 @@ def _softmax_rows(p, is_causal):
     -inf) becomes all 0. With `is_causal` only the entries up to the diagonal are
     scores; the rest of each row (where the product may have written past the
     diagonal, or nothing at all) is set to 0. Masking is `_mask_rows`'s, in a pass of
-    its own: with its flags tested in here, the loops below ran 10% slower (one
-    core, TinyGPT size, measured)."""
+    its own, so that no mask flag is tested inside these loops."""
     L, S = p.shape
     ninf = p.dtype.type(-np.inf)
     for i in range(L):
@@ -170,13 +71,10 @@ def _heads(a, writeable=False):
     flat is a 1-D view of the memory `a` spans, the strides are counted in elements.
     The kernels read q, k, v (and write out, dq, dk, dv) through it, so numba
     compiles them once whatever the layout, and they copy each head where they need
-    it, in parallel, instead of a copy of the whole array first: the model's q, k, v
-    are strided slices of one (B, T, 3, H, D) array, which NumPy copies 16 floats at
-    a time (0.06-0.5 ms each at TinyGPT size, measured; numba's copy of an array it
-    types as non-contiguous is no faster). Index arithmetic on the flat view is also
-    cheaper than numba's per-row views of a 4-D array (0.3 against 0.1 ms to store
-    96 heads of 79 x 16, measured). A last axis that is not contiguous is copied
-    first (reading only)."""
+    it, in parallel, instead of a copy of the whole array first (q, k, v are often
+    strided slices of one array, which NumPy copies a few floats at a time). Index
+    arithmetic on the flat view is also cheaper than numba's per-row views of a 4-D
+    array. A last axis that is not contiguous is copied first (reading only)."""
     item = a.itemsize
     if a.size == 0:  # nothing to read or write; the loops run no iteration that would
         return np.empty(0, dtype=a.dtype), np.zeros(3, dtype=np.int64)
@@ -193,14 +91,11 @@ def _heads(a, writeable=False):
 # Products: each call of `matmul_tiled` names its mode as a constant, one call per
 # mode (`if is_causal: matmul_tiled(.., LOWER_A) else: matmul_tiled(.., FULL)`). LLVM
 # inlines `matmul_tiled` at each call, and with a constant mode its tests of `mode`
-# fold away, leaving inner loops LLVM vectorises well. With the mode chosen at run
-# time (`LOWER_A if is_causal else FULL`) they stayed in the loops: the forward took
-# 2.0 ms on one core instead of 1.4, and P v twice as long as alone (B=24, H=4,
-# T=96, D=16, float32, measured).
+# fold away, leaving inner loops LLVM vectorises well; a mode chosen at run time
+# (`LOWER_A if is_causal else FULL`) keeps its tests inside the loops.
 
 # Offsets into the flat views are unsigned: with a signed index numba checks each
-# access for a negative (wrap-around) index, and the copy loops did not vectorise
-# (a head store took 3x as long, measured).
+# access for a negative (wrap-around) index, and the copy loops do not vectorise.
 
 
 @numba.njit(cache=True)
@@ -233,8 +128,7 @@ def _load_head_transposed(flat, strides, b, h, dst):
 @numba.njit(cache=True)
 def _store_head_transposed(src_t, flat, strides, b, h):
     """a[b, h] = src_tᵀ, for `a` given as `_heads(a, writeable=True)` gives it: each row
-    of a[b, h] gathered from a column of src_t (measured 1.5x faster than a blocked
-    transpose into a scratch array and `_store_head`)."""
+    of a[b, h] gathered from a column of src_t, with no scratch array."""
     start, step = _head_start(strides, b, h), np.uint64(strides[2])
     d, n = src_t.shape
     for i in range(n):
@@ -339,15 +233,7 @@ def _c_writable(a, dtype):
     return np.require(a, dtype, ("C", "W"))
 
 
-def _by_position(shape, dtype):
-    """An empty (B, H, n, d) array laid out in memory as (B, n, H, d), so that
-    `a.transpose(1, 2).reshape(B, n, H·d)` is a view: the layout the model's
-    attention output and the gradients of its q, k, v slices are read in."""
-    B, H, n, d = shape
-    return np.empty((B, n, H, d), dtype=dtype).transpose(0, 2, 1, 3)
-
-
-def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
+def forward(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
     dtype = q.dtype
     (B, H, L, D), (S, Dv) = q.shape, v.shape[2:]
     has_padding = key_padding_mask is not None
@@ -357,17 +243,17 @@ def forward_numba(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
         bias = _c_writable(np.broadcast_to(attn_bias, np.broadcast_shapes(attn_bias.shape, (1, 1, L, S))), dtype)
     else:
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
-    out = _by_position((B, H, L, Dv), dtype)
+    out = np.empty((B, H, L, Dv), dtype=dtype)
     probs = np.empty((B, H, L, S), dtype=dtype)  # every entry written (causal: 0 above the diagonal)
     _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias, bool(is_causal),
                   dtype.type(scale), *_heads(out, writeable=True), probs)
     return out, probs
 
 
-def backward_numba(q, k, v, out, probs, grad_out, is_causal, scale):
+def backward(q, k, v, out, probs, grad_out, is_causal, scale):
     dtype = q.dtype
     probs = _c_writable(probs, dtype)
-    dq, dk, dv = (_by_position(a.shape, dtype) for a in (q, k, v))
+    dq, dk, dv = (np.empty(a.shape, dtype=dtype) for a in (q, k, v))
     _backward_loop(*_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
                    *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs, bool(is_causal),
                    dtype.type(scale), *_heads(dq, True), *_heads(dk, True), *_heads(dv, True))

@@ -10,21 +10,28 @@ from hypothesis import strategies as st
 
 import minigrad
 import minigrad.nn.functional as F
-from minigrad import kernels
+from minigrad import accel as kernels
 from minigrad.ops.layer_norm import LayerNorm
-from tests.minigrad.kernels.helpers import REFERENCE_ATOL, TORCH_ATOL, assert_close, leaf, non_contiguous, torch_leaf
+from tests.minigrad.accel.helpers import REFERENCE_ATOL, TORCH_ATOL, assert_close, leaf, non_contiguous, torch_leaf
 
 
 def _both_paths(x, weight, bias, eps, grad, needs=(True, True, True)):
-    """{mode: (out, mean, rstd, dx, dw, db)} from the kernels' entry points."""
+    """{mode: (out, dx, dw, db)} from the op on each path, None for a gradient not asked for."""
     results = {}
     for mode in kernels.MODES:
-        out, mean, rstd = kernels.layer_norm_forward(x, weight, bias, eps, mode=mode)
-        results[mode] = (out, mean, rstd) + kernels.layer_norm_backward(x, mean, rstd, weight, grad, *needs, mode=mode)
+        with kernels.kernel_mode(mode):
+            inputs = [None if a is None else minigrad.Tensor(a, requires_grad=need)
+                      for a, need in zip((x, weight, bias), needs)]
+            out = LayerNorm.apply(inputs[0], (x.shape[1],), inputs[1], inputs[2], eps)
+            assert (type(out.grad_fn) is LayerNorm) == (mode == "numpy") or out.grad_fn is None
+            if out.requires_grad:
+                out.backward(gradient=grad)
+            grads = tuple(None if t is None or t.grad is None else t.grad.data for t in inputs)
+            results[mode] = (out.data,) + grads
     return results
 
 
-NAMES = ("out", "mean", "rstd", "dx", "dweight", "dbias")
+NAMES = ("out", "dx", "dweight", "dbias")
 
 
 @settings(max_examples=50, deadline=None)
@@ -49,14 +56,14 @@ def test_numba_matches_reference_float64(rows, width, affine, scale, eps, needs,
     for name, fast, ref in zip(NAMES, results["numba"], results["numpy"]):
         assert (fast is None) == (ref is None), f"{name}: numba gives {fast is None}, reference {ref is None}"
         if ref is not None:
-            # rstd = 1/σ and dx = rstd·(...): relative to their size (σ = scale·1e-3 makes them ~1e3)
-            relative = name in ("rstd", "dx")
+            # dx = rstd·(...): relative to its size (σ = scale·1e-3 makes it ~1e3)
+            relative = name == "dx"
             atol = REFERENCE_ATOL * max(1.0, float(np.abs(ref).max(initial=0))) if relative else REFERENCE_ATOL
             assert_close(fast, ref, atol, f"layer_norm {name} (numba vs NumPy reference)")
     need_x, need_w, need_b = needs
-    assert (results["numba"][3] is None) == (not need_x)
-    assert (results["numba"][4] is None) == (not need_w or weight is None)
-    assert (results["numba"][5] is None) == (not need_b)
+    assert (results["numba"][1] is None) == (not need_x)
+    assert (results["numba"][2] is None) == (not need_w or weight is None)
+    assert (results["numba"][3] is None) == (not need_b or bias is None)
 
 
 def test_numba_matches_reference_float32():
@@ -73,7 +80,7 @@ def test_numba_matches_reference_float32():
 def test_parallel_path_matches_serial(monkeypatch):
     """Above the size threshold rows run in blocks (the last one partial), each with its
     own partial dweight and dbias."""
-    from minigrad.kernels import layer_norm
+    from minigrad.accel import layer_norm
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2 * layer_norm.BLOCK_ROWS + 37, 12))
@@ -83,9 +90,9 @@ def test_parallel_path_matches_serial(monkeypatch):
     parallel = _both_paths(x, weight, bias, 1e-5, grad)["numba"]
     for name, a, b in zip(NAMES, serial, parallel):
         assert_close(a, b, REFERENCE_ATOL, f"{name}: parallel vs serial")
-    only_bias = kernels.layer_norm_backward(x, serial[1], serial[2], weight, grad, False, False, True, mode="numba")
-    assert only_bias[0] is None and only_bias[1] is None
-    assert_close(only_bias[2], serial[5], REFERENCE_ATOL, "dbias alone")
+    only_bias = _both_paths(x, weight, bias, 1e-5, grad, needs=(False, False, True))["numba"]
+    assert only_bias[1] is None and only_bias[2] is None
+    assert_close(only_bias[3], serial[3], REFERENCE_ATOL, "dbias alone")
 
 
 CASES = {  # name: (x shape, normalized_shape, affine)
@@ -190,11 +197,13 @@ def test_backward_keeps_x_mean_rstd_not_a_second_copy():
 
 @pytest.mark.parametrize("forward_mode", kernels.MODES)
 def test_backward_uses_the_path_of_its_forward(forward_mode, monkeypatch):
-    from minigrad.kernels import layer_norm
+    from minigrad.accel import layer_norm
 
     other = "numpy" if forward_mode == "numba" else "numba"
-    forbidden = "backward_reference" if other == "numpy" else "backward_numba"
-    monkeypatch.setattr(layer_norm, forbidden, lambda *a: pytest.fail(f"backward ran on the {other} path"))
+    if other == "numba":
+        monkeypatch.setattr(layer_norm, "backward", lambda *a: pytest.fail("backward ran on the numba path"))
+    else:
+        monkeypatch.setattr(LayerNorm, "backward", staticmethod(lambda *a: pytest.fail("backward ran the core op")))
     x = leaf(np.random.default_rng(7).standard_normal((3, 4)))
     with kernels.kernel_mode(forward_mode):
         loss = F.layer_norm(x, (4,)).sum()
@@ -203,30 +212,26 @@ def test_backward_uses_the_path_of_its_forward(forward_mode, monkeypatch):
     assert x.grad is not None
 
 
+def _layer_norm(x, weight=None, bias=None, eps=1e-5):
+    return F.layer_norm(minigrad.tensor(x), x.shape[-1:], weight if weight is None else minigrad.tensor(weight),
+                        bias if bias is None else minigrad.tensor(bias), eps)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: kernels.layer_norm_forward(np.zeros((2, 3, 4))), ValueError,
-         r"layer_norm: the kernel takes rows \(R, C\) with C >= 1, got shape \(2, 3, 4\)"),
-        (lambda: kernels.layer_norm_forward(np.zeros((2, 0))), ValueError,
-         r"layer_norm: the kernel takes rows \(R, C\) with C >= 1, got shape \(2, 0\)"),
-        (lambda: kernels.layer_norm_forward(np.zeros((2, 3), dtype=np.int64)), TypeError,
-         "layer_norm: input must be a float32 or float64 array, got int64"),
-        (lambda: kernels.layer_norm_forward(np.zeros((2, 3)), np.ones(4)), ValueError,
+        (lambda: _layer_norm(np.zeros((2, 3), dtype=np.int64)), TypeError,
+         "layer_norm: input must be float32 or float64, got int64"),
+        (lambda: _layer_norm(np.zeros((2, 3)), np.ones(4)), RuntimeError,
          r"layer_norm: weight has shape \(4,\), expected \(3,\)"),
-        (lambda: kernels.layer_norm_forward(np.zeros((2, 3)), None, np.ones(3, dtype=np.float32)), TypeError,
-         "layer_norm: bias is float32 but the input is float64"),
-        (lambda: kernels.layer_norm_forward(np.zeros((2, 3)), eps=-1.0), ValueError,
+        (lambda: _layer_norm(np.zeros((2, 3)), eps=-1.0), ValueError,
          "layer_norm: eps must be >= 0, got -1.0"),
-        (lambda: kernels.layer_norm_forward(np.zeros((2, 3)), eps=float("nan")), ValueError,
+        (lambda: _layer_norm(np.zeros((2, 3)), eps=float("nan")), ValueError,
          "layer_norm: eps must be >= 0, got nan"),
-        (lambda: kernels.layer_norm_backward(np.zeros((2, 3)), np.zeros(2), np.ones(2), None, np.zeros((3, 2))),
-         ValueError, r"layer_norm: grad has shape \(3, 2\), the output \(2, 3\)"),
         (lambda: F.layer_norm(minigrad.zeros(2, 0), (0,)), ValueError,
-         r"layer_norm: the kernel takes rows \(R, C\) with C >= 1, got shape \(2, 0\)"),
+         r"layer_norm: normalized_shape \(0,\) has no entries to normalise"),
     ],
-    ids=["3d", "empty_rows", "integer", "weight_shape", "bias_dtype", "negative_eps", "nan_eps", "grad_shape",
-         "empty_normalized_shape"],
+    ids=["integer", "weight_shape", "negative_eps", "nan_eps", "empty_normalized_shape"],
 )
 def test_bad_input_raises_clear_error(call, error, message):
     with pytest.raises(error, match=message):

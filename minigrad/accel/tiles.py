@@ -21,20 +21,10 @@ up to the end of their rows, which must hold stored zeros. a may be any view (it
 read one value at a time, e.g. `g.T`); b and c are read and written along rows.
 
 Pass `mode` as a constant at each call (one call per mode, chosen by an `if`):
-LLVM then compiles each inlined copy for its own triangle. A mode picked at run
-time keeps its tests inside the loops and made the attention forward 1.4x slower
-(see attention.py).
-
-History, measured at TinyGPT size (T = 79-96, D = 16) and T = 512, D = 64:
-- each entry of c as a dot product (both operands along their contiguous axis,
-  lane sums at the end): the lane sums cost as much as the products;
-- the "outer product" loop, c[i, :] += a[i, k] · b[k, :] for 4 rows and 4 values
-  of k at a time: 1.2-1.6x faster than that, but it loads and stores rows of c
-  every 4 k, because LLVM cannot keep them in registers (see register_tile.py);
-- register tiles: about 3x faster again (P v on one core: 0.46 -> 0.15 ms).
-  With the outer-product loop as the fallback for small shapes, each of the
-  twelve inlined copies compiled both, and the attention loops took 24 s instead
-  of 14.5 s to compile; the fallback is now the plain loop below.
+LLVM then compiles each inlined copy for its own triangle; a mode picked at run
+time keeps its tests inside the loops. The fallback for small shapes is a plain
+row loop, because every inlined copy of `matmul_tiled` compiles it too (compile
+time grows with it; see docs/kernels.md, "Measured choices").
 
 (`fastmath` reassociation is what lets LLVM vectorise a sum; results differ
 from a sequential sum by rounding only.)

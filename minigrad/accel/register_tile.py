@@ -14,9 +14,8 @@ will not keep a tile of c in registers across k, because it cannot prove that c
 does not overlap a or b (numba has no `restrict`). Its best loop form
 (c[i, :] += a[i, k] · b[k, :], 4 rows and 4 values of k at a time) therefore
 loaded and stored rows of c every few k. Written here with explicit vector values
-there is no c in memory to alias. Measured on one core, P v at TinyGPT size (96
-heads, 96 x 96 by 96 x 16, causal, float32): 0.46 ms with that loop, 0.15 ms with
-this tile (and 8 rows were 6% faster than 4 in the attention backward).
+there is no c in memory to alias (docs/kernels.md, "Measured choices", gives the
+speed-up and why 8 rows).
 
 Requirements (the caller's, see `tiles.matmul_tiled`): a may have any strides;
 b and c must have contiguous rows (last stride = item size); the tile must lie

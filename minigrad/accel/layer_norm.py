@@ -1,22 +1,10 @@
-"""Layer normalisation of the rows of a (R, C) array, forward and backward.
+"""numba kernels of `minigrad.ops.layer_norm.LayerNorm` on rows of a (R, C) array: the
+math is the core op's. Forward returns (out, μ, r); backward rebuilds x̂ from x, μ, r.
+Two passes over each row (forward: sum, then squared deviations, then write;
+backward: the two row sums, then write), with dw and db summed across rows in the
+same pass.
 
-    μ = mean_j x_j,   σ² = mean_j (x_j - μ)²  (biased, as torch),   r = 1/sqrt(σ² + eps)
-    x̂ = (x - μ)·r,   out = x̂·w + b                                   (w, b optional, shape (C,))
-
-    dx = r·(ĝ - mean_j ĝ_j - x̂·mean_j(ĝ_j·x̂_j)),  ĝ = g·w
-         (x̂ depends on x directly, through μ (-r/C each) and through r (-x̂·r/C·x̂_j each))
-    dw = Σ_rows g·x̂,   db = Σ_rows g
-
-The forward returns (out, μ, r); a backward pass keeps x, μ and r (two numbers
-per row) and rebuilds x̂ from them, instead of keeping a second (R, C) array.
-
-`forward_reference` / `backward_reference` are the math in NumPy. The numba
-versions do the same in two passes over each row (forward: sum, then squared
-deviations, then write; backward: the two row sums, then write), with dw and db
-summed across rows in the same pass.
-
-Parallel or serial: numba's threaded launch costs far more than a layer norm of
-TinyGPT's size (24·79 rows of 64: measured 0.1 ms serial), so arrays below
+Parallel or serial: numba's threaded launch costs more than a small layer norm, so arrays below
 `PARALLEL_MIN_ELEMENTS` run in one thread; above, blocks of `BLOCK_ROWS` rows run
 in parallel, each with its own partial dw and db, added up after.
 """
@@ -28,54 +16,6 @@ from .tiles import FASTMATH
 
 PARALLEL_MIN_ELEMENTS = 1 << 20
 BLOCK_ROWS = 256
-
-
-def check_inputs(x, weight, bias, eps):
-    if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"layer_norm: input must be a float32 or float64 array, got {getattr(x, 'dtype', type(x))}")
-    if x.ndim != 2 or x.shape[1] == 0:
-        raise ValueError(f"layer_norm: the kernel takes rows (R, C) with C >= 1, got shape {x.shape}")
-    for name, p in (("weight", weight), ("bias", bias)):
-        if p is not None and p.shape != (x.shape[1],):
-            raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected ({x.shape[1]},)")
-        if p is not None and p.dtype != x.dtype:
-            raise TypeError(f"layer_norm: {name} is {p.dtype} but the input is {x.dtype} (the kernel takes one dtype)")
-    if not eps >= 0:
-        raise ValueError(f"layer_norm: eps must be >= 0, got {eps}")
-
-
-# ---- NumPy reference ------------------------------------------------------------------
-
-
-def forward_reference(x, weight, bias, eps):
-    mean = np.mean(x, axis=1, keepdims=True)
-    centered = x - mean
-    rstd = 1 / np.sqrt(np.mean(centered * centered, axis=1, keepdims=True) + eps)
-    out = centered * rstd
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out, mean[:, 0], rstd[:, 0]
-
-
-def backward_reference(x, mean, rstd, weight, grad, need_x=True, need_weight=True, need_bias=True):
-    """(dx, dw, db), each None where not asked for (dw also where there is no weight)."""
-    xhat = (x - mean[:, None]) * rstd[:, None]
-    dx = dw = db = None
-    if need_x:
-        ghat = grad * weight if weight is not None else grad
-        dx = rstd[:, None] * (
-            ghat - np.mean(ghat, axis=1, keepdims=True) - xhat * np.mean(ghat * xhat, axis=1, keepdims=True)
-        )
-    if need_weight and weight is not None:
-        dw = np.sum(grad * xhat, axis=0)
-    if need_bias:
-        db = np.sum(grad, axis=0)
-    return dx, dw, db
-
-
-# ---- numba ----------------------------------------------------------------------------
 
 
 @numba.njit(fastmath=FASTMATH, error_model="numpy", cache=True)
@@ -152,7 +92,7 @@ def _parameter(p, C, dtype, fill):
     return np.full(C, fill, dtype=dtype) if p is None else _rows(p, dtype)
 
 
-def forward_numba(x, weight, bias, eps):
+def forward(x, weight, bias, eps):
     R, C = x.shape
     dtype = x.dtype
     x = _rows(x, dtype)
@@ -167,7 +107,7 @@ def forward_numba(x, weight, bias, eps):
     return out, mean, rstd
 
 
-def backward_numba(x, mean, rstd, weight, grad, need_x=True, need_weight=True, need_bias=True):
+def backward(x, mean, rstd, weight, grad, need_x=True, need_weight=True, need_bias=True):
     R, C = x.shape
     dtype = x.dtype
     has_weight = weight is not None

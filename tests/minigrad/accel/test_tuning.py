@@ -1,4 +1,6 @@
-"""minigrad.cpu_tuning: the process settings applied before numba's first kernel.
+"""minigrad.accel.tune_process: the process settings an entry point may ask for, and
+nothing of them without that call (importing minigrad, running every accelerated op,
+creating the numpy backend change no environment variable and tune nothing).
 
 Each case runs in a fresh interpreter, since the settings are once per process."""
 
@@ -9,18 +11,24 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 PROBE = """
 import json, os
 import numpy as np
 import minigrad
 import minigrad.nn.functional as F
-x = minigrad.randn(4, 8, requires_grad=True)
-F.gelu(x).sum().backward()          # the first numba kernel tunes the process
-from minigrad import cpu_tuning
-tuned_by_the_ops = cpu_tuning._applied is not None
-print(json.dumps({"applied": cpu_tuning.tune_process(), "tuned_by_the_ops": tuned_by_the_ops,
+from minigrad.accel import tuning
+environment = dict(os.environ)
+x = minigrad.randn(2, 3, 8, requires_grad=True)
+y = F.gelu(F.layer_norm(x, (8,)))
+y = F.scaled_dot_product_attention(y[None], y[None], y[None], is_causal=True)[0]
+(F.log_softmax(y, -1).sum() + F.token_logprobs(y, np.zeros((2, 3), dtype=np.int64)).sum()).backward()
+F.embedding(np.array([0, 1]), minigrad.randn(3, 2, requires_grad=True)).sum().backward()
+import backends
+backends.get_backend("numpy")
+untouched = dict(os.environ) == environment and tuning._applied is None
+print(json.dumps({"applied": tuning.tune_process(), "untouched_by_the_library": untouched,
                   "omp": os.environ.get("OMP_WAIT_POLICY"),
                   "openblas": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}))
 """
@@ -36,9 +44,9 @@ def probe(**env):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_first_numba_kernel_applies_all_three_settings():
+def test_the_library_tunes_nothing_and_tune_process_applies_all_three_settings():
     out = probe()
-    assert out["tuned_by_the_ops"]
+    assert out["untouched_by_the_library"]
     assert out["omp"] == "passive"
     assert out["applied"]["openmp"] == "OMP_WAIT_POLICY=passive"
     if sys.platform.startswith("linux"):
@@ -62,16 +70,11 @@ def test_switched_off_by_environment():
     assert out["omp"] is None and out["openblas"] is None
 
 
-def test_the_numpy_kernel_path_does_not_tune():
-    out = probe(MINIGRAD_KERNELS="numpy")
-    assert not out["tuned_by_the_ops"]  # only the probe's own tune_process() call applied it
-
-
 @pytest.mark.parametrize("value", ["0", "off", "false", "no"])
 def test_enabled_reads_the_switch(monkeypatch, value):
-    from minigrad import cpu_tuning
+    from minigrad.accel import tuning
 
     monkeypatch.setenv("MINIGRAD_CPU_TUNING", value)
-    assert not cpu_tuning.enabled()
+    assert not tuning.enabled()
     monkeypatch.setenv("MINIGRAD_CPU_TUNING", "1")
-    assert cpu_tuning.enabled()
+    assert tuning.enabled()

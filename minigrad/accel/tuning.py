@@ -3,14 +3,14 @@
 A minigrad training step alternates between OpenBLAS matmuls (the Linear layers)
 and numba's parallel kernels (attention, and the rest), each with its own pool of
 threads, and it allocates the same large arrays every step. Left at their
-defaults, three things cost time on a small machine (a DPO step at the default
-TinyGPT on 2 cores, each backend in its own process, see `benchmarks/`):
+defaults, three things cost time on a small machine (docs/kernels.md and
+benchmarks/results/ give the figures):
 
 1. **numba's OpenMP threads spin** after each parallel kernel (GNU OpenMP's
    default wait policy), on the cores OpenBLAS needs for the next matmul. With
-   `OMP_WAIT_POLICY=passive` they sleep instead: 55 -> 33 ms per step. GNU
-   OpenMP reads the variable once, when numba loads its threading layer (at the
-   first parallel kernel), so it is put in the environment before that.
+   `OMP_WAIT_POLICY=passive` they sleep instead. GNU OpenMP reads the variable
+   once, when numba loads its threading layer (at the first parallel kernel), so
+   call `tune_process()` before the first accelerated op runs.
 2. **OpenBLAS's threads spin** for about 2^28 cycles after each call, on the
    cores numba's next kernel needs. OpenBLAS reads `OPENBLAS_THREAD_TIMEOUT`
    when its thread pool starts, which happened when NumPy was imported; we set
@@ -20,19 +20,16 @@ TinyGPT on 2 cores, each backend in its own process, see `benchmarks/`):
    restarts on the next call).
 3. **glibc hands freed large arrays back to the OS** (above its mmap threshold
    they are unmapped on free), so every step page-faults its activations and
-   gradients in again: a (1896, 256) float32 multiply took 0.57 ms instead of
-   0.18. `mallopt` raises the mmap threshold to 64 MiB and the trim threshold to
+   gradients in again. `mallopt` raises the mmap threshold to 64 MiB and the trim threshold to
    256 MiB: freed blocks stay in the heap and are reused next step. (Setting
    only the trim threshold is worse than nothing: any `mallopt` of these turns
    off glibc's own adaptive threshold.)
 
-Together (measured with `python -m benchmarks`, 2 cores): about 55 -> 23 ms per
-step at the default TinyGPT and 3.2 -> 2.0 s at the large config.
-
-`tune_process()` applies them once per process. minigrad calls it on the first
-numba kernel and when the numpy backend is created, so users need do nothing.
-Each setting is left alone where the user chose it already (the environment
-variable is set, or `MALLOC_MMAP_THRESHOLD_` / `GLIBC_TUNABLES` for malloc), and
+`tune_process()` applies them once per process, and only when called: importing
+minigrad or running an op never does. Entry points that want them call it (the CLI
+through `backend.tune_process()`, the benchmarks). Each setting is left alone where
+the user chose it already (the environment variable is set, or
+`MALLOC_MMAP_THRESHOLD_` / `GLIBC_TUNABLES` for malloc), and
 `MINIGRAD_CPU_TUNING=0` turns all three off. They are process-wide: torch in the
 same process shares the malloc settings (harmless) and, where it loaded the same
 OpenMP runtime, the wait policy.
@@ -42,6 +39,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import logging
 import os
 import sys
 
@@ -119,4 +117,5 @@ def tune_process() -> dict:
                 "openblas": _openblas_thread_timeout(),
                 "malloc": _malloc_thresholds(),
             }
+        logging.getLogger("minigrad.accel").info("process tuning: %s", "; ".join(_applied.values()))
     return dict(_applied)

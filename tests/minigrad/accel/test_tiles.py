@@ -1,4 +1,4 @@
-"""The attention kernels' products (`minigrad.kernels.tiles`): `matmul_tiled`, on its
+"""The attention kernels' products (`minigrad.accel.tiles`): `matmul_tiled`, on its
 register tiles (`register_tile.py`) and on the fallback `matmul_small`, against NumPy in
 every causal mode, at shapes that fill whole tiles, leave edges, or are smaller than
 one tile, with a non-contiguous `a`."""
@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("numba")
 
-from minigrad.kernels.register_tile import TILE_COLS, TILE_ROWS  # noqa: E402
-from minigrad.kernels.tiles import FULL, LOWER_A, LOWER_B, LOWER_OUT, matmul_small, matmul_tiled  # noqa: E402
+from minigrad.accel.register_tile import TILE_COLS, TILE_ROWS  # noqa: E402
+from minigrad.accel.tiles import FULL, LOWER_A, LOWER_B, LOWER_OUT, matmul_small, matmul_tiled  # noqa: E402
 
 SHAPES = [  # (M, K, N)
     (TILE_ROWS, 16, TILE_COLS),  # exactly one tile
