@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from . import run_folder
+from . import distributed, run_folder
 from .batching import truncation_note
 from .chat_template import ChatTemplateError
 from .checkpoint import (
@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "warm-up); writes run.json, the reference, checkpoint-<step>/ folders, "
                                             "metrics.jsonl and a plot to DIR, which holds this one run.")
     _add_runtime(train, seed=False)
+    train.add_argument("--fsdp", action="store_true",
+                       help="under torchrun with --backend torch: shard the policy over the processes with FSDP2 "
+                            "(fully_shard); checkpoints hold the whole model (see docs/distributed.md)")
     _add_data(train)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CKPT", default=None,
@@ -303,7 +306,7 @@ def _backend(args):
     from backends import get_backend
 
     try:
-        backend = get_backend(args.backend, device=args.device, dtype=args.dtype)
+        backend = get_backend(args.backend, device=distributed.local_device(args.device), dtype=args.dtype)
     except (ValueError, ImportError, RuntimeError) as error:  # unknown device, torch or CUDA absent
         raise UsageError(str(error)) from None
     backend.tune_process()  # an entry point's choice, never the library's (logged once, see minigrad.accel)
@@ -510,7 +513,7 @@ def cmd_sft(args):
     return 0
 
 
-def _resume_plan(args):
+def _resume_plan(args, dist=distributed.SINGLE):
     """(out, checkpoint, config, data path) of a resumed run, everything checked."""
     if args.resume == NEWEST:
         if not args.out:
@@ -518,7 +521,8 @@ def _resume_plan(args):
         out = args.out
     else:
         out = args.out or _run_folder_of(args.resume)
-    _say(run_folder.prepare_out(out, resume=True))
+    if dist.is_main:
+        _say(run_folder.prepare_out(out, resume=True))
     run = run_folder.read_run(out)
     if args.resume == NEWEST:
         path = latest_checkpoint(out)
@@ -553,10 +557,12 @@ def cmd_train(args):
     if args.init and getattr(args, "config:sft_steps", None) is not None:
         raise UsageError("train: --sft-steps has no effect with --init (the --init model replaces the SFT "
                          "warm-up); drop one of them")
+    backend = _backend(args)
+    dist = distributed.from_environment(backend, fsdp=args.fsdp)  # under torchrun: joins the process group
     if args.resume is not None:
         if args.overwrite:
             raise UsageError("train: --overwrite and --resume contradict each other; choose one")
-        out, checkpoint, config, args.data = _resume_plan(args)
+        out, checkpoint, config, args.data = _resume_plan(args, dist)
     else:
         if not args.out:
             raise UsageError("train: the following arguments are required: --out")
@@ -566,8 +572,9 @@ def cmd_train(args):
         if config.model_path is not None and args.init:
             raise UsageError("train: --init takes a TinyGPT checkpoint; a model folder starts from --model DIR, "
                              "and --resume finds the run's folder in its checkpoint")
-        _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data, config.model_path]))
-    backend = _backend(args)
+        if dist.is_main:  # one process prepares the folder; the others wait for it below
+            _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data, config.model_path]))
+    dist.barrier()
     _check_precision(backend, config)
     reference_path = os.path.join(out, run_folder.REFERENCE_FILE)
     if checkpoint is not None and checkpoint.reference_file:  # TR-DPO: the reference moved with the checkpoint
@@ -591,7 +598,7 @@ def cmd_train(args):
         saved, _, _ = _model_from_checkpoint(reference_path, backend)
         reference.load_weights(saved.export_weights())
         _check_reference(checkpoint, policy, reference, reference_path)
-        note = run_folder.repair_metrics(os.path.join(out, run_folder.METRICS_FILE))
+        note = run_folder.repair_metrics(os.path.join(out, run_folder.METRICS_FILE)) if dist.is_main else None
         if note:
             _say([note])
     else:
@@ -599,8 +606,10 @@ def cmd_train(args):
             losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
                                      batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
                                      config=config, divergence_factor=config.divergence_sft_factor)
-            print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+            if dist.is_main:
+                print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
             reference.load_weights(policy.export_weights())
+    if checkpoint is None and dist.is_main:
         save_model(reference_path, reference, config)
         run_folder.write_run(out, {
             "command": "train", "config": config.to_dict(),
@@ -612,20 +621,31 @@ def cmd_train(args):
                           "fingerprint": weights_fingerprint(reference.export_weights()),
                           "architecture": architecture_of(reference)},
             "backend": {"name": args.backend, "device": args.device or "cpu", "dtype": args.dtype},
+            "distributed": {"world_size": dist.world_size, "per_rank_batch_size": dist.per_rank(config.batch_size),
+                            "global_batch_size": config.batch_size, "fsdp": dist.fsdp},
             "versions": run_folder.versions(),
         })
     freeze(reference)
 
     result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=out,
-                       resume_from=checkpoint.path if checkpoint else None, on_log=_show_row)
+                       resume_from=checkpoint.path if checkpoint else None, on_log=_show_row if dist.is_main else None,
+                       dist=dist)
     if checkpoint is not None and result.steps == result.start_step:
-        print(f"nothing left to do: {checkpoint.path} is at step {result.steps} of {result.total_steps}; "
-              "raise --epochs or --max-steps to train further")
+        dist.close()
+        if dist.is_main:
+            print(f"nothing left to do: {checkpoint.path} is at step {result.steps} of {result.total_steps}; "
+                  "raise --epochs or --max-steps to train further")
         return 0
     shown = result.eval_pairs or result.train_pairs
+    # every rank: under FSDP a forward is a collective
+    margins = evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)
+    whole = dist.full_copies(policy, None)[0] if config.model_path is not None else None  # FSDP: gathered on rank 0
+    dist.close()
+    if not dist.is_main:
+        return 0
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
-    print(margin_table(evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)))
-    written = _save_model(policy, out) if config.model_path is not None else result.checkpoint
+    print(margin_table(margins))
+    written = _save_model(whole, out) if config.model_path is not None else result.checkpoint
     metrics_path = os.path.join(out, run_folder.METRICS_FILE)
     print(f"wrote {written}, {metrics_path}")
     _write_plot(out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
@@ -714,8 +734,9 @@ def cmd_frontier(args):
 COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
             "frontier": cmd_frontier}
 TRAINING_COMMANDS = ("sft", "train")  # a signal ends them after the current step, with a checkpoint (train)
-BAD_INPUT = (UsageError, RunFolderError, PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError,
-             NotADirectoryError, PermissionError, TokenizerFolderError, ChatTemplateError, PretrainedError)
+BAD_INPUT = (UsageError, distributed.DistributedError, RunFolderError, PreferenceDataError, CheckpointError,
+             FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, TokenizerFolderError,
+             ChatTemplateError, PretrainedError)
 
 
 class _Terminated(BaseException):
@@ -745,6 +766,24 @@ def _resume_hint(args, error):
     return str(error)
 
 
+def _rank_prefix():
+    """'rank R of N: ' under torchrun (whose output interleaves the ranks'), else ''."""
+    if distributed.launched():
+        return f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}: "
+    return ""
+
+
+def _lost_rank_hint(error):
+    """A collective that failed because a peer is gone says so first (its own error follows)."""
+    collective = type(error).__name__.startswith("Dist") or any(
+        mark in str(error) for mark in ("gloo/", "NCCL", "Connection closed by peer", "Connection reset by peer"))
+    if distributed.launched() and collective:
+        return (f"another rank failed, was killed or did not answer within the timeout "
+                f"(${distributed.TIMEOUT_ENV}, default {distributed.DEFAULT_TIMEOUT_S:g} s; see its message): "
+                f"{str(error).splitlines()[0]}")
+    return str(error)
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit status (see EXIT_STATUS)."""
     parser = build_parser()
@@ -759,13 +798,13 @@ def main(argv=None) -> int:
     except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     except BAD_INPUT as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{error}", file=sys.stderr)
         return EXIT_USAGE
     except RunInterrupted as error:
         print(_resume_hint(args, error), file=sys.stderr)
         return error.exit_code
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{_lost_rank_hint(error)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted (SIGINT)", file=sys.stderr)
