@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from dpo.checkpoint import load_checkpoint
 from dpo.cli import EXIT_USAGE, main
 from tests.dpo.pretrained_setup import as_numpy, transformers_or_skip
 
@@ -121,6 +122,13 @@ def test_the_run_checkpoint_evaluates_generates_and_resumes(folder, tmp_path, ca
     assert run("train", "--model", folder / "qwen", "--data", data, "--out", out, "--max-steps", 1,
                "--batch-size", 2, "--checkpoint-every", 1) == 0
     assert (out / "checkpoint-1" / "config.json").is_file() and (out / "model" / "config.json").is_file()
+    transformers = transformers_or_skip()
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(out / "checkpoint-1")  # the checkpoint as HF reads it
+    saved = load_checkpoint(out / "checkpoint-1").weights
+    state = loaded.state_dict()
+    assert set(saved) <= set(state)
+    for name, value in saved.items():
+        assert np.array_equal(state[name].numpy(), value.astype(state[name].numpy().dtype)), name
     assert run("eval", "--checkpoint", out / "checkpoint-1", "--data", data) == 0
     assert run("generate", "--checkpoint", out, "--prompt", "What is 1 + 1?", "--max-new-tokens", 3) == 0
     capsys.readouterr()
