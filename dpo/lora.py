@@ -300,6 +300,31 @@ def merge_lora(model, unload: bool = True):
     return model
 
 
+def base_weights(model) -> dict:
+    """model.export_weights() less the adapters: the names a model without LoRA has."""
+    return {k: v for k, v in model.export_weights().items() if not is_adapter_name(k)}
+
+
+def copy_adapters(source, target):
+    """Give `target` (a copy of `source` built anew, on another backend or dtype, its base
+    weights loaded) `source`'s adapters: the same settings and adapter weights, each
+    layer's on/off switch, and which parameters require grad. Returns target. A model
+    with adapters but no recorded settings is one LoraError saying what to do."""
+    if not has_lora(source):
+        return target
+    settings = getattr(source, "lora_settings", None)
+    if settings is None:
+        raise LoraError(f"to_backend: {type(source).__name__} has LoRA layers but no lora_settings; "
+                        "merge_lora it first, or save_adapter and load_adapter on the new model")
+    apply_lora(target, settings["r"], settings["alpha"], settings["dropout"], settings["target_modules"])
+    load_adapter_state(target, adapter_state(source), source=f"{type(source).__name__}.to_backend")
+    for (_, mine), (_, theirs) in zip(lora_layers(source), lora_layers(target)):
+        theirs.adapters_enabled = mine.adapters_enabled
+    for (_, mine), (_, theirs) in zip(source.named_parameters(), target.named_parameters()):
+        theirs.requires_grad_(bool(mine.requires_grad))
+    return target
+
+
 class AdaptersOff(ModelDefinition):
     """The DPO reference of a LoRA policy: the same model, run with its adapters
     disabled and in eval mode. It holds no weights of its own (no second copy):

@@ -145,10 +145,13 @@ class TinyGPT(ModelDefinition):
         return type(self).backend.state_to_numpy(self)
 
     def to_backend(self, backend) -> TinyGPT:
-        """A copy of this model on another backend (or dtype / device), same weights."""
+        """A copy of this model on another backend (or dtype / device), same weights;
+        LoRA adapters, where applied, come along (`dpo.lora.copy_adapters`)."""
+        from .lora import base_weights, copy_adapters
+
         copy = TinyGPT(self.config, backend=backend)
-        copy.load_weights(self.export_weights())
-        return copy
+        copy.load_weights(base_weights(self))
+        return copy_adapters(self, copy)
 
     # ---- forward -------------------------------------------------------------------
     def _check_inputs(self, ids, attention_mask):

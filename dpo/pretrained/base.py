@@ -159,11 +159,14 @@ class PretrainedCausalLM(ModelDefinition):
         return {k: (np.ascontiguousarray(v.T) if k.endswith(self.transposed) else v) for k, v in state.items()}
 
     def to_backend(self, backend):
-        """A copy of this model on another backend (or dtype / device), same weights."""
+        """A copy of this model on another backend (or dtype / device), same weights;
+        LoRA adapters, where applied, come along (`dpo.lora.copy_adapters`)."""
+        from ..lora import base_weights, copy_adapters
+
         copy_ = type(self).__bases__[0](self.config, backend=backend)  # the definition, built anew
         copy_.source_folder = getattr(self, "source_folder", None)
-        copy_.load_weights(self.export_weights())
-        return copy_
+        copy_.load_weights(base_weights(self))
+        return copy_adapters(self, copy_)
 
     def num_parameters(self) -> int:
         return sum(int(np.prod(p.shape)) for p in self.parameters())

@@ -453,3 +453,46 @@ def test_generation_with_adapters_same_with_and_without_the_cache(name):
     assert cached == generate_batch(model, prompts, max_new_tokens=6, use_cache=False)
     with disable_adapters(model):
         assert cached != generate_batch(model, prompts, max_new_tokens=6)  # the adapters are used
+
+
+# ---- to_backend carries the adapters --------------------------------------------------------------
+def _tiny_gpt2(be):
+    from dpo.pretrained.gpt2 import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config.from_hf({"n_layer": 2, "n_embd": 16, "n_head": 2, "vocab_size": SMALL.vocab_size,
+                                 "n_positions": 32, "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})
+    model = GPT2LMHeadModel(config, backend=be)
+    rng = np.random.default_rng(4)
+    model.load_weights({k: 0.1 * rng.standard_normal(v.shape) for k, v in model.export_weights().items()})
+    return model
+
+
+@pytest.mark.parametrize("kind", ["tinygpt", "gpt2"])
+def test_to_backend_carries_the_adapters(kind):
+    numpy64, torch64 = backend("numpy"), backend("torch")
+    model = TinyGPT(SMALL, backend=numpy64) if kind == "tinygpt" else _tiny_gpt2(numpy64)
+    ids, mask = batch(np.random.default_rng(8))
+    base = logits(model, ids, mask)
+    apply_lora(model, r=2, alpha=6)
+    random_adapters(model)
+    adapted = logits(model, ids, mask)
+    there = model.to_backend(torch64)
+    assert adapter_state(there).keys() == adapter_state(model).keys()
+    for key, value in adapter_state(model).items():
+        np.testing.assert_array_equal(adapter_state(there)[key], value)
+    assert ([n for n, p in there.named_parameters() if p.requires_grad]
+            == [n for n, p in model.named_parameters() if p.requires_grad])
+    np.testing.assert_allclose(logits(there, ids, mask), adapted, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(logits(adapters_off(there), ids, mask), base, rtol=0, atol=1e-10)
+    save_free = there.to_backend(numpy64)  # and back, with an adapter switched off on the way
+    with disable_adapters(there):
+        np.testing.assert_allclose(logits(there.to_backend(numpy64), ids, mask), base, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(logits(save_free, ids, mask), adapted, rtol=0, atol=1e-10)
+
+
+def test_to_backend_without_lora_settings_says_what_to_do():
+    model = TinyGPT(SMALL, backend=backend("numpy"))
+    apply_lora(model, r=2)
+    object.__delattr__(model, "lora_settings")
+    with pytest.raises(LoraError, match=r"^to_backend: TinyGPT has LoRA layers but no lora_settings; merge_lora"):
+        model.to_backend(backend("numpy", "float32"))
