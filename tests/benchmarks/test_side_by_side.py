@@ -102,3 +102,33 @@ def test_op_benchmarks_print_their_table_at_a_tiny_size(module):
         tuple("0123456789x"))]
     ratios = [w for line in rows for w in line.split() if w.endswith("x") and w[:-1].replace(".", "").isdigit()]
     assert len(rows) >= 2 and len(ratios) >= 2 * len(rows), result.stdout
+
+
+def test_pretrained_quick_path_has_the_lora_rows(tmp_path):
+    """The quick shape end to end (workers, LoRA rows, files): it runs, not how fast."""
+    require_torch()
+    from benchmarks import pretrained
+
+    report = pretrained.run(quick=True, out_dir=str(tmp_path), lora_r=2, rounds=1, generation=False)
+    rows = report["dpo_step"]
+    assert list(rows) == ["numpy", "torch", "numpy LoRA r=2", "torch LoRA r=2"]
+    shape = pretrained.QUICK["gpt2-small"]
+    # c_attn (in n_embd, out 3 n_embd) in each layer: r (in + out) adapter weights
+    lora_weights = shape["n_layer"] * 2 * (shape["n_embd"] + 3 * shape["n_embd"])
+    for b in ("numpy", "torch"):
+        assert rows[b]["trainable"] == report["parameters"]
+        assert rows[f"{b} LoRA r=2"]["trainable"] == lora_weights
+    for row in rows.values():
+        assert row["steps"] == 1 and row["ms_per_step"] > 0 and row["peak_rss_mib"] > 0
+    saved = json.loads((tmp_path / "pretrained.json").read_text())
+    assert saved["dpo_step"]["torch LoRA r=2"]["trainable"] == lora_weights
+    assert "| numpy LoRA r=2 | 0.00M |" in (tmp_path / "pretrained.md").read_text()
+
+
+def test_pretrained_rejects_a_bad_rank(capsys):
+    from benchmarks import pretrained
+
+    with pytest.raises(SystemExit) as exit_info:
+        pretrained.main(["--quick", "--lora-r", "-1"])
+    assert exit_info.value.code == 2
+    assert "--lora-r must be 0 or a positive int, got -1" in capsys.readouterr().err
