@@ -242,7 +242,9 @@ def run(quick: bool = False, out_dir: str | None = None, shape_name: str = "gpt2
          f"{report['load_average_1_5_15'][2]:.1f} (15 min): other work on the machine shows in these figures")
     if out_dir:
         stem = "pretrained" if shape_name == "gpt2-small" else f"pretrained-{shape_name}"
-        command = "python -m benchmarks.pretrained" + ("" if shape_name == "gpt2-small" else f" --shape {shape_name}")
+        command = "python -m benchmarks.pretrained" + (" --quick" if quick else "")
+        command += "" if shape_name == "gpt2-small" else f" --shape {shape_name}"
+        command += "" if lora_r == LORA_R else f" --lora-r {lora_r}"
         command += "" if rounds == 2 else f" --rounds {rounds}"
         command += "" if generation else " --no-generation"
         os.makedirs(out_dir, exist_ok=True)
