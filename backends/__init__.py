@@ -74,5 +74,15 @@ def resolve_backend(backend) -> Backend:
     raise TypeError(f"backend must be a name ({', '.join(BACKENDS)}) or a Backend, got {type(backend).__name__}")
 
 
-__all__ = ["get_backend", "resolve_backend", "Backend", "ModelDefinition", "BACKENDS", "FLOAT_DTYPES",
-           "torch_available", "cuda_available"]
+def distributed_support(backend):
+    """The module with `backend`'s multi-process training (process group, DDP, collectives),
+    or None where the backend is one process only (numpy)."""
+    if backend.name == "torch":
+        from . import torch_distributed
+
+        return torch_distributed
+    return None
+
+
+__all__ = ["get_backend", "distributed_support", "resolve_backend", "Backend", "ModelDefinition", "BACKENDS",
+           "FLOAT_DTYPES", "torch_available", "cuda_available"]

@@ -144,7 +144,8 @@ class TorchBackend(Backend):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
 
     def clip_grad_norm_(self, params, max_norm):
-        return float(torch.nn.utils.clip_grad_norm_(list(params), max_norm))
+        norm = torch.nn.utils.clip_grad_norm_(list(params), max_norm)
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2: a replicated DTensor
 
     def optimizer_state_to_numpy(self, optimizer):
         state = optimizer.state_dict()  # its tensors are the live ones: copy them out

@@ -3,36 +3,57 @@
     python -m dpo demo                                   # the whole lesson on the twelve triples
     python -m dpo sft --data prefs.jsonl --out runs/a    # SFT warm-up -> runs/a/sft.safetensors
     python -m dpo train --init runs/a/sft.safetensors --data prefs.jsonl --out runs/a
-    python -m dpo eval --checkpoint runs/a/checkpoint.safetensors --data prefs.jsonl
-    python -m dpo generate --checkpoint runs/a/checkpoint.safetensors --prompt "Compute 2 + 3."
+    python -m dpo train --resume --out runs/a                # continue from the newest checkpoint
+    python -m dpo eval --checkpoint runs/a/checkpoint-60 --data prefs.jsonl
+    python -m dpo generate --checkpoint runs/a --prompt "Compute 2 + 3."   # a run folder: its newest checkpoint
     python -m dpo train --model SmolLM2-135M-Instruct --data prefs.jsonl --out runs/b   # -> runs/b/model/
     python -m dpo frontier --out runs/frontier [--quick]   # reward vs KL against a known reward
 
-Bad input (missing file, malformed row, unknown loss type, CUDA or torch absent,
-...) prints one line on stderr and exits non-zero, without a traceback.
+Exit status (EXIT_STATUS below, also in --help): 0 done; 2 bad input or usage of any
+kind (options, files, data, checkpoints, --out, a device that is not there), checked
+before any work where possible; 1 a failure at run time (the run diverged, a write
+failed); 130 / 143 interrupted by SIGINT / SIGTERM (training saves a checkpoint
+first). Every error is one line on stderr, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
+import signal
 import sys
 
 import numpy as np
 
+from . import distributed, run_folder
 from .batching import truncation_note
 from .chat_template import ChatTemplateError
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    architecture_difference,
+    architecture_of,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_leftovers,
+    save_model,
+    weights_fingerprint,
+)
 from .config import DPOConfig, apply_values, config_options, load_config_file
 from .data import PreferenceDataError, load_preferences, make_preferences
 from .formats import read_messages
 from .hf_tokenizer import TokenizerFolderError
+from .interrupts import RunInterrupted, saving_on_interrupt
 from .metrics import plot_metrics, read_metrics
 from .pretrained import PretrainedError
+from .run_folder import RunFolderError
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+EXIT_STATUS = ("exit status: 0 done; 2 bad input or usage (options, files, data, checkpoints, --out, devices); "
+               "1 a failure at run time (e.g. the run diverged); 130 / 143 interrupted by SIGINT / SIGTERM "
+               "(train saves a checkpoint first and says where)")
 
 
 class UsageError(Exception):
@@ -135,6 +156,12 @@ def _add_data(p):
                    help="skip malformed or unusable rows (counted and reported) instead of stopping at the first")
 
 
+def _add_out(p, help_text, required=True):
+    p.add_argument("--out", metavar="DIR", required=required, default=None, help=help_text)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in DIR (without it such a DIR is refused)")
+
+
 def _flag(name):
     return "--" + name.replace("_", "-")
 
@@ -148,7 +175,7 @@ LENGTH_OPTIONS = {("max_length",): (), ("max_prompt_length",): (), ("max_complet
                   ("truncation_mode",): ()}
 # `sft` trains the SFT warm-up: its --learning-rate/--lr and --steps set sft_lr and sft_steps
 SFT_OPTIONS = {("batch_size",): (), ("seed",): (), ("sft_lr",): ("learning_rate", "lr"), ("sft_steps",): ("steps",),
-               **LENGTH_OPTIONS}
+               ("divergence_sft_factor",): (), **LENGTH_OPTIONS}
 
 
 def _add_config_options(p, only=None):
@@ -182,8 +209,9 @@ def _add_config_options(p, only=None):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m dpo", description=(
+    parser = _Parser(prog="python -m dpo", epilog=EXIT_STATUS, description=(
         "Direct Preference Optimization on a tiny GPT, on minigrad (NumPy + numba) or PyTorch."))
+    parser.add_argument("--version", action="version", version=f"minigrad-dpo {run_folder.version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="the whole lesson on the twelve triples (SFT, DPO, report)",
@@ -192,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(demo, seed=False)
     _add_data(demo)
     _add_config_options(demo)
-    demo.add_argument("--out", metavar="DIR", default=None, help="also write metrics.jsonl, a plot and a checkpoint")
+    _add_out(demo, "also write metrics.jsonl, a plot and a checkpoint", required=False)
 
     sft = commands.add_parser("sft", help="supervised warm-up on prompt -> chosen",
                               description="Next-token training on the chosen completions; writes DIR/sft.safetensors.")
@@ -200,22 +228,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sft)
     _add_model(sft)
     _add_config_options(sft, only=SFT_OPTIONS)
-    sft.add_argument("--out", metavar="DIR", required=True,
-                     help="output folder (with --model: the trained model as a Hugging Face folder DIR/model)")
+    _add_out(sft, "output folder (with --model: the trained model as a Hugging Face folder DIR/model)")
 
     train = commands.add_parser("train", help="DPO training",
                                 description="DPO against a frozen reference (the --init model, or a fresh SFT "
-                                            "warm-up); writes checkpoint, reference, metrics.jsonl and a plot to DIR.")
+                                            "warm-up); writes run.json, the reference, checkpoint-<step>/ folders, "
+                                            "metrics.jsonl and a plot to DIR, which holds this one run.")
     _add_runtime(train, seed=False)
+    train.add_argument("--fsdp", action="store_true",
+                       help="under torchrun with --backend torch: shard the policy over the processes with FSDP2 "
+                            "(fully_shard); checkpoints hold the whole model (see docs/distributed.md)")
     _add_data(train)
     start = train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="CKPT", default=None,
                        help="start policy and reference from this checkpoint (e.g. from `sft`)")
-    start.add_argument("--resume", metavar="CKPT", default=None,
-                       help="continue an interrupted run from its checkpoint (its config is used; "
-                            "reference.safetensors must lie beside it)")
-    train.add_argument("--out", metavar="DIR", required=True,
-                       help="output folder (with --model: the trained policy as a Hugging Face folder DIR/model)")
+    start.add_argument("--resume", metavar="CKPT", nargs="?", const=NEWEST, default=None,
+                       help="continue the run in --out from CKPT, a checkpoint-<step> folder of it (default: the "
+                            "newest); its config, data file and reference are used and checked")
+    _add_out(train, "the run folder (run.json, reference, checkpoint-<step>/, metrics; with --model: the trained "
+                    "policy as a Hugging Face folder DIR/model); with --resume CKPT, default: the folder CKPT is in",
+             required=False)
     _add_model(train)
     _add_config_options(train)
 
@@ -223,17 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Per-pair log-probs, rewards and margins against the reference.")
     _add_runtime(evaluate, seed=False)
     _add_data(evaluate)
-    evaluate.add_argument("--checkpoint", metavar="CKPT", default=None, help="the policy")
+    evaluate.add_argument("--checkpoint", metavar="CKPT", default=None,
+                          help="the policy: a checkpoint-<step> folder, a model file, or a run folder (its newest "
+                               "checkpoint)")
     evaluate.add_argument("--reference", metavar="CKPT", default=None,
-                          help="the reference (default: reference.safetensors beside --checkpoint; "
-                               "with --model: a Hugging Face folder, required)")
+                          help="the reference (default: the run folder's reference.safetensors; with --model: a "
+                               "Hugging Face folder, required); it must be the one the policy was trained against")
     _add_model(evaluate, instead_of="--checkpoint")
     _add_config_options(evaluate, only=LENGTH_OPTIONS)
 
     gen = commands.add_parser("generate", help="complete prompts with a trained model",
                               description="Greedy (temperature 0) or sampled completions.")
     _add_runtime(gen)
-    gen.add_argument("--checkpoint", metavar="CKPT", default=None)
+    gen.add_argument("--checkpoint", metavar="CKPT", default=None,
+                     help="a checkpoint-<step> folder, a model file, or a run folder (its newest checkpoint)")
     _add_model(gen, instead_of="--checkpoint")
     gen.add_argument("--prompt", action="append", default=[], help="a prompt (repeat for several)")
     gen.add_argument("--system", default=None, help="a system message before each --prompt")
@@ -245,7 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=_positive_int, default=None)
     gen.add_argument("--top-p", type=_fraction_up_to_one, default=None, help="nucleus sampling mass, in (0, 1]")
     _add_frontier(commands)
+    for command in commands.choices.values():
+        command.epilog = EXIT_STATUS
     return parser
+
+
+NEWEST = ""  # --resume given without a path
 
 
 def _add_frontier(commands):
@@ -265,7 +305,10 @@ def _add_frontier(commands):
 def _backend(args):
     from backends import get_backend
 
-    backend = get_backend(args.backend, device=args.device, dtype=args.dtype)
+    try:
+        backend = get_backend(args.backend, device=distributed.local_device(args.device), dtype=args.dtype)
+    except (ValueError, ImportError, RuntimeError) as error:  # unknown device, torch or CUDA absent
+        raise UsageError(str(error)) from None
     backend.tune_process()  # an entry point's choice, never the library's (logged once, see minigrad.accel)
     return backend
 
@@ -342,13 +385,45 @@ def _model_from_checkpoint(path, backend):
     from .pretrained import load_pretrained
 
     checkpoint = load_checkpoint(path)
-    config = DPOConfig.from_dict(checkpoint.config)
+    try:
+        config = DPOConfig.from_dict(checkpoint.config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{checkpoint.path}: its config is not usable here ({error})") from None
     if config.model_path is not None:
         model = load_pretrained(config.model_path, backend=backend)
     else:
         model = TinyGPT(config.model, backend=backend)
-    model.load_weights(checkpoint.weights)
+    difference = architecture_difference(checkpoint.architecture, architecture_of(model))
+    if difference:
+        raise CheckpointError(f"{checkpoint.path}: its architecture and its config disagree ({difference})")
+    try:
+        model.load_weights(checkpoint.weights)
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{checkpoint.path}: its weights do not fit its architecture ({error})") from None
     return model, config, checkpoint
+
+
+def _check_reference(policy_checkpoint, policy, reference, reference_path):
+    """One clear error when the reference is not the one the policy was trained against."""
+    difference = architecture_difference(architecture_of(policy), architecture_of(reference))
+    if difference:
+        raise CheckpointError(f"reference {reference_path} has another architecture than the policy "
+                              f"{policy_checkpoint.path} (policy vs reference: {difference})")
+    recorded = policy_checkpoint.reference
+    if recorded and recorded != weights_fingerprint(reference.export_weights()):
+        raise CheckpointError(f"reference {reference_path} is not the reference {policy_checkpoint.path} was trained "
+                              f"against (weight fingerprints {recorded[:12]} recorded, "
+                              f"{weights_fingerprint(reference.export_weights())[:12]} given)")
+
+
+def _run_folder_of(checkpoint_path):
+    """The run folder of a checkpoint-<step> folder (its parent), or the folder of a model file."""
+    return os.path.dirname(os.path.abspath(os.fspath(checkpoint_path).rstrip("/\\")))
+
+
+def _say(notes):
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def _tokenizer_of(config):
@@ -396,6 +471,8 @@ def cmd_demo(args):
     config = _config(args)
     if config.model_path is not None:
         raise UsageError("demo runs TinyGPT on the built-in triples; train a model folder with train --model DIR")
+    if args.out:
+        _say(run_folder.prepare_out(args.out, overwrite=args.overwrite))
     backend = _backend(args)
     _check_precision(backend, config)
     pairs = _pairs(args, config.max_len, config)
@@ -409,38 +486,104 @@ def cmd_sft(args):
     from .training import build_models, warmup_pretrain
 
     config = _config(args)
+    path = os.path.join(args.out, "model" if config.model_path is not None else "sft.safetensors")
+    run_folder.check_writable(args.out)
+    if os.path.exists(path) and not args.overwrite:
+        raise RunFolderError(f"{path} exists; pass --overwrite to replace it, or choose another --out")
+    removed = remove_leftovers(args.out)
+    if removed:
+        _say([f"{args.out}: removed {len(removed)} temporary file(s) left by an interrupted write"])
+    backend = _backend(args)
     tokenizer = None
     if config.model_path is not None:
-        policy, tokenizer = _pretrained(config.model_path, _backend(args))
+        policy, tokenizer = _pretrained(config.model_path, backend)
     else:
-        policy, _ = build_models(config, backend=_backend(args))
+        policy, _ = build_models(config, backend=backend)
     pairs = _pairs(args, config.max_len, config, tokenizer)
     losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
                              batch_size=config.batch_size, seed=config.seed, max_len=config.max_len, config=config,
+                             divergence_factor=config.divergence_sft_factor,
                              log=lambda step, loss: print(f"  sft step {step:3d}  loss {loss:.4f}")
                              if step % 10 == 0 or step == config.sft_steps else None)
     if config.model_path is not None:
         path = _save_model(policy, args.out)
     else:
-        path = os.path.join(args.out, "sft.safetensors")
-        save_checkpoint(path, policy, config, step=len(losses))
+        save_model(path, policy, config, step=len(losses))
     print(f"SFT: loss {losses[0]:.4f} -> {losses[-1]:.4f}; wrote {path}")
     return 0
+
+
+def _resume_plan(args, dist=distributed.SINGLE):
+    """(out, checkpoint, config, data path) of a resumed run, everything checked."""
+    if args.resume == NEWEST:
+        if not args.out:
+            raise UsageError("train: --resume without a checkpoint needs --out DIR (the run to continue)")
+        out = args.out
+    else:
+        out = args.out or _run_folder_of(args.resume)
+    if dist.is_main:
+        _say(run_folder.prepare_out(out, resume=True))
+    run = run_folder.read_run(out)
+    if args.resume == NEWEST:
+        path = latest_checkpoint(out)
+        if path is None:
+            raise RunFolderError(f"--resume: {out} holds no checkpoint-<step> folder yet (the run was stopped before "
+                                 "its first checkpoint); start it again with --overwrite")
+    else:
+        path = args.resume
+        if os.path.realpath(_run_folder_of(path)) != os.path.realpath(out):
+            raise RunFolderError(f"--resume {path} is not a checkpoint of the run in --out {out}")
+    checkpoint = load_checkpoint(path)
+    if not checkpoint.optimizer_state():
+        raise CheckpointError(f"--resume {checkpoint.path}: a model file without optimizer state, not a training "
+                              "checkpoint (use --init to start a new run from it)")
+    config = _config(args, base=DPOConfig.from_dict(checkpoint.config))
+    from .training import config_changes
+
+    changes = config_changes(checkpoint.config, config)
+    if changes:
+        raise UsageError(f"--resume {checkpoint.path}: the options change the run's configuration ({changes}); "
+                         "only its length (--num-train-epochs, --max-steps) and how it is saved, logged and watched "
+                         "may change")
+    data = run_folder.resume_data(run, args.data, out)
+    args.skip_invalid = args.skip_invalid or bool(run["data"].get("skip_invalid"))  # the same rows as the run's
+    return out, checkpoint, config, data
 
 
 def cmd_train(args):
     from .evaluation import evaluate_margins, margin_table
     from .training import build_models, freeze, train_dpo, warmup_pretrain
 
+    if args.init and getattr(args, "config:sft_steps", None) is not None:
+        raise UsageError("train: --sft-steps has no effect with --init (the --init model replaces the SFT "
+                         "warm-up); drop one of them")
     backend = _backend(args)
-    if args.resume:  # the interrupted run's config; options given here may extend it (e.g. --epochs)
-        config = _config(args, base=DPOConfig.from_dict(load_checkpoint(args.resume).config))
-    else:  # a model folder arrives trained: no SFT warm-up unless --sft-steps asks for one
+    dist = distributed.from_environment(backend, fsdp=args.fsdp)  # under torchrun: joins the process group
+    if args.resume is not None:
+        if args.overwrite:
+            raise UsageError("train: --overwrite and --resume contradict each other; choose one")
+        out, checkpoint, config, args.data = _resume_plan(args, dist)
+    else:
+        if not args.out:
+            raise UsageError("train: the following arguments are required: --out")
+        out, checkpoint = args.out, None
+        # a model folder arrives trained: no SFT warm-up unless --sft-steps asks for one
         config = _config(args, base=DPOConfig(sft_steps=0) if getattr(args, MODEL_DEST, None) else None)
+        if config.model_path is not None and args.init:
+            raise UsageError("train: --init takes a TinyGPT checkpoint; a model folder starts from --model DIR, "
+                             "and --resume finds the run's folder in its checkpoint")
+        if dist.is_main:  # one process prepares the folder; the others wait for it below
+            _say(run_folder.prepare_out(out, overwrite=args.overwrite, keep=[args.init, args.data, config.model_path]))
+    dist.barrier()
     _check_precision(backend, config)
-    if config.model_path is not None:
-        return _train_pretrained(args, backend, config)
-    if args.init:
+    reference_path = os.path.join(out, run_folder.REFERENCE_FILE)
+    if checkpoint is not None and checkpoint.reference_file:  # TR-DPO: the reference moved with the checkpoint
+        reference_path = checkpoint.reference_file
+    tokenizer = None
+    if config.model_path is not None:  # a Hugging Face folder: policy and reference start as its model
+        policy, tokenizer = _pretrained(config.model_path, backend)
+        reference = policy.to_backend(backend)
+    elif args.init:
         init_model, init_config, _ = _model_from_checkpoint(args.init, backend)
         if init_config.model_path is not None:
             raise UsageError(f"train --init {args.init}: a checkpoint of a Hugging Face model; start from its "
@@ -450,75 +593,72 @@ def cmd_train(args):
         policy, reference = build_models(config, backend=backend, weights=init_model.export_weights())
     else:
         policy, reference = build_models(config, backend=backend)
-    pairs = _pairs(args, config.max_len, config)
-    if args.resume:
-        saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
-        reference.load_weights(saved.weights)
-    elif not args.init and config.sft_steps:
-        losses = warmup_pretrain(policy, pairs, steps=config.sft_steps, lr=config.sft_lr,
-                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
-                                 config=config)
-        print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-        reference.load_weights(policy.export_weights())
+    pairs = _pairs(args, config.max_len, config, tokenizer)
+    if checkpoint is not None:
+        saved, _, _ = _model_from_checkpoint(reference_path, backend)
+        reference.load_weights(saved.export_weights())
+        _check_reference(checkpoint, policy, reference, reference_path)
+        note = run_folder.repair_metrics(os.path.join(out, run_folder.METRICS_FILE)) if dist.is_main else None
+        if note:
+            _say([note])
+    else:
+        if not args.init and config.sft_steps:
+            losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
+                                     batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
+                                     config=config, divergence_factor=config.divergence_sft_factor)
+            if dist.is_main:
+                print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+            reference.load_weights(policy.export_weights())
+    if checkpoint is None and dist.is_main:
+        save_model(reference_path, reference, config)
+        run_folder.write_run(out, {
+            "command": "train", "config": config.to_dict(),
+            "data": {**run_folder.data_record(args.data), "skip_invalid": args.skip_invalid},
+            "tokenizer": {"name": config.model_path or "InstructionTokenizer",
+                          "vocab_size": (tokenizer.vocab_size if tokenizer is not None else config.model.vocab_size)},
+            "init": os.path.abspath(args.init) if args.init else None,
+            "reference": {"path": run_folder.REFERENCE_FILE,
+                          "fingerprint": weights_fingerprint(reference.export_weights()),
+                          "architecture": architecture_of(reference)},
+            "backend": {"name": args.backend, "device": args.device or "cpu", "dtype": args.dtype},
+            "distributed": {"world_size": dist.world_size, "per_rank_batch_size": dist.per_rank(config.batch_size),
+                            "global_batch_size": config.batch_size, "fsdp": dist.fsdp},
+            "versions": run_folder.versions(),
+        })
     freeze(reference)
-    os.makedirs(args.out, exist_ok=True)
-    save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
 
-    result = train_dpo(policy, reference, pairs, config, out_dir=args.out, resume_from=args.resume,
-                       on_log=_show_row)
+    result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=out,
+                       resume_from=checkpoint.path if checkpoint else None, on_log=_show_row if dist.is_main else None,
+                       dist=dist)
+    if checkpoint is not None and result.steps == result.start_step:
+        dist.close()
+        if dist.is_main:
+            print(f"nothing left to do: {checkpoint.path} is at step {result.steps} of {result.total_steps}; "
+                  "raise --epochs or --max-steps to train further")
+        return 0
     shown = result.eval_pairs or result.train_pairs
+    # every rank: under FSDP a forward is a collective
+    margins = evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)
+    whole = dist.full_copies(policy, None)[0] if config.model_path is not None else None  # FSDP: gathered on rank 0
+    dist.close()
+    if not dist.is_main:
+        return 0
     print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
-    print(margin_table(evaluate_margins(policy, reference, shown, config)))
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
-    print(f"wrote {result.checkpoint}, {metrics_path}")
-    _write_plot(args.out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
+    print(margin_table(margins))
+    written = _save_model(whole, out) if config.model_path is not None else result.checkpoint
+    metrics_path = os.path.join(out, run_folder.METRICS_FILE)
+    print(f"wrote {written}, {metrics_path}")
+    _write_plot(out, read_metrics(metrics_path), config)  # the whole run, also when it was resumed
     return 0
 
 
 def _show_row(row):
     if "loss" in row:
         print(f"  step {row['step']:4d}  loss {row['loss']:.4f}  margin {row['rewards/margins']:+.4f}  "
-              f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}")
+              f"accuracy {row['rewards/accuracies']:.2f}  grad_norm {row['grad_norm']:.3f}", flush=True)
     elif "eval_loss" in row:
         print(f"  eval @ {row['step']:4d}  loss {row['eval_loss']:.4f}  margin {row['eval_rewards/margins']:+.4f}"
-              f"  accuracy {row['eval_rewards/accuracies']:.2f}")
-
-
-def _train_pretrained(args, backend, config):
-    """DPO of a Hugging Face folder (config.model_path): the reference is the folder's model
-    (or, resuming, the run's reference.safetensors), frozen; an SFT warm-up only when
-    --sft-steps asks; the policy is written to OUT/model."""
-    from .evaluation import evaluate_margins, margin_table
-    from .training import freeze, train_dpo, warmup_pretrain
-
-    if args.init:
-        raise UsageError("train: --init takes a TinyGPT checkpoint; a model folder starts from --model DIR, "
-                         "and --resume finds the run's folder in its checkpoint")
-    policy, tokenizer = _pretrained(config.model_path, backend)
-    pairs = _pairs(args, config.max_len, config, tokenizer)
-    reference = policy.to_backend(backend)
-    if args.resume:
-        saved = load_checkpoint(os.path.join(os.path.dirname(args.resume), "reference.safetensors"))
-        reference.load_weights(saved.weights)
-    elif config.sft_steps:
-        losses = warmup_pretrain(policy, pairs, tokenizer=tokenizer, steps=config.sft_steps, lr=config.sft_lr,
-                                 batch_size=config.batch_size, seed=config.seed, max_len=config.max_len,
-                                 config=config)
-        print(f"SFT warm-up: {len(losses)} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-        reference.load_weights(policy.export_weights())
-    freeze(reference)
-    os.makedirs(args.out, exist_ok=True)
-    save_checkpoint(os.path.join(args.out, "reference.safetensors"), reference, config)
-    result = train_dpo(policy, reference, pairs, config, tokenizer=tokenizer, out_dir=args.out,
-                       resume_from=args.resume, on_log=_show_row)
-    shown = result.eval_pairs or result.train_pairs
-    print(f"margins on the {'held-out' if result.eval_pairs else 'training'} pairs:")
-    print(margin_table(evaluate_margins(policy, reference, shown, config, tokenizer=tokenizer)))
-    path = _save_model(policy, args.out)
-    metrics_path = os.path.join(args.out, "metrics.jsonl")
-    print(f"wrote {path}, {metrics_path}")
-    _write_plot(args.out, read_metrics(metrics_path), config)
-    return 0
+              f"  accuracy {row['eval_rewards/accuracies']:.2f}", flush=True)
 
 
 def cmd_eval(args):
@@ -538,11 +678,15 @@ def cmd_eval(args):
         return 0
     if not args.checkpoint:
         raise UsageError("eval: give --checkpoint CKPT (TinyGPT) or --model DIR (a Hugging Face folder)")
-    policy, config, _ = _model_from_checkpoint(args.checkpoint, backend)
-    reference_path = args.reference or os.path.join(os.path.dirname(args.checkpoint), "reference.safetensors")
+    policy, config, checkpoint = _model_from_checkpoint(args.checkpoint, backend)
+    reference_path = args.reference
+    if reference_path is None:  # the one the checkpoint holds (TR-DPO moved it), else the run folder's
+        reference_path = checkpoint.reference_file or os.path.join(_run_folder_of(checkpoint.path),
+                                                                   run_folder.REFERENCE_FILE)
     if not os.path.isfile(reference_path):
         raise CheckpointError(f"{reference_path}: no reference checkpoint; pass --reference CKPT")
     reference, _, _ = _model_from_checkpoint(reference_path, backend)
+    _check_reference(checkpoint, policy, reference, reference_path)
     config = _config(args, base=config)  # the checkpoint's config, with length options given here
     tokenizer = None if config.model_path is None else _tokenizer_of(config)
     margins = evaluate_margins(policy, reference, _pairs(args, config.max_len, config, tokenizer), config,
@@ -589,29 +733,82 @@ def cmd_frontier(args):
 
 COMMANDS = {"demo": cmd_demo, "sft": cmd_sft, "train": cmd_train, "eval": cmd_eval, "generate": cmd_generate,
             "frontier": cmd_frontier}
+TRAINING_COMMANDS = ("sft", "train")  # a signal ends them after the current step, with a checkpoint (train)
+BAD_INPUT = (UsageError, distributed.DistributedError, RunFolderError, PreferenceDataError, CheckpointError,
+             FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, TokenizerFolderError,
+             ChatTemplateError, PretrainedError)
+
+
+class _Terminated(BaseException):
+    """SIGTERM outside training: stop like Ctrl-C, with exit status 143."""
+
+
+@contextlib.contextmanager
+def _terminate_like_interrupt():
+    def handler(signum, frame):
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _resume_hint(args, error):
+    if error.checkpoint:
+        out = os.path.dirname(os.path.abspath(error.checkpoint))
+        return f"{error}; continue with: python -m dpo train --resume --out {out}"
+    return str(error)
+
+
+def _rank_prefix():
+    """'rank R of N: ' under torchrun (whose output interleaves the ranks'), else ''."""
+    if distributed.launched():
+        return f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}: "
+    return ""
+
+
+def _lost_rank_hint(error):
+    """A collective that failed because a peer is gone says so first (its own error follows)."""
+    collective = type(error).__name__.startswith("Dist") or any(
+        mark in str(error) for mark in ("gloo/", "NCCL", "Connection closed by peer", "Connection reset by peer"))
+    if distributed.launched() and collective:
+        return (f"another rank failed, was killed or did not answer within the timeout "
+                f"(${distributed.TIMEOUT_ENV}, default {distributed.DEFAULT_TIMEOUT_S:g} s; see its message): "
+                f"{str(error).splitlines()[0]}")
+    return str(error)
 
 
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 failed, 2 bad input)."""
+    """Run the CLI; returns the exit status (see EXIT_STATUS)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return COMMANDS[args.command](args)
-    except SystemExit as exit_:  # --help
+        guard = saving_on_interrupt() if args.command in TRAINING_COMMANDS else _terminate_like_interrupt()
+        with guard:
+            return COMMANDS[args.command](args)
+    except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except BAD_INPUT as error:
+        print(f"error: {_rank_prefix()}{error}", file=sys.stderr)
         return EXIT_USAGE
-    except (PreferenceDataError, CheckpointError, FileNotFoundError, IsADirectoryError, TokenizerFolderError,
-            ChatTemplateError, PretrainedError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+    except RunInterrupted as error:
+        print(_resume_hint(args, error), file=sys.stderr)
+        return error.exit_code
     except (ValueError, TypeError, ImportError, RuntimeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{_lost_rank_hint(error)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted (SIGINT)", file=sys.stderr)
+        return EXIT_SIGINT
+    except _Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM

@@ -17,7 +17,7 @@ import types
 import typing
 
 from .losses import F_DIVERGENCES, LOSS_TYPE_NAMES, dpo_loss
-from .losses.options import resolve_options
+from .losses.options import check_training_choice, resolve_options
 from .model import GPTConfig
 
 LOSS_OPTION_NAMES = ("gamma", "f_divergence", "f_alpha", "ipo_average", "discopop_tau")
@@ -89,9 +89,18 @@ class DPOConfig:
     eval_fraction: float = option(0.0, help="share of pairs held out for evaluation, in [0, 1)")
     log_every: int = option(1, trl="logging_steps", aliases=("log_every",), help="steps between metric rows")
     checkpoint_every: int = option(0, trl="save_steps", aliases=("checkpoint_every",),
-                                   help="steps between checkpoints (0: only at the end)")
+                                   help="steps between checkpoints (0: only at the end and on an interrupt)")
     sft_steps: int = option(60, help="SFT warm-up steps on prompt + chosen before DPO (when no --init is given)")
     sft_lr: float = option(3e-3, help="SFT warm-up learning rate")
+    save_total_limit: int | None = option(None, trl="save_total_limit",
+                                          help="keep at most this many checkpoint-<step> folders, deleting the "
+                                               "oldest (default: all)")
+    divergence_logp_factor: float = option(10.0, help="stop when the policy's mean log-prob per chosen token falls "
+                                                      "below this × -log(vocabulary size) (0: never)")
+    divergence_grad_factor: float = option(1000.0, help="stop when the gradient norm exceeds this × the median of "
+                                                        "the last 20 steps' (0: never)")
+    divergence_sft_factor: float = option(10.0, help="stop the SFT warm-up when its loss exceeds this × its first "
+                                                     "value (0: never)")
     max_length: int | None = option(None, trl="max_length",
                                     help="cut each prompt + completion row to this many tokens (see dpo.tokenize)")
     max_prompt_length: int | None = option(None, trl="max_prompt_length",
@@ -130,6 +139,10 @@ class DPOConfig:
             positive(name, integer=True, allow_zero=True)
         if self.max_steps is not None:
             positive("max_steps", integer=True)
+        if self.save_total_limit is not None:
+            positive("save_total_limit", integer=True)
+        for name in ("divergence_logp_factor", "divergence_grad_factor", "divergence_sft_factor"):
+            positive(name, allow_zero=True)
         for name in ("gradient_accumulation_steps", "ref_model_sync_steps"):
             positive(name, integer=True)
         for name, choices in (("optim", OPTIMIZERS), ("lr_scheduler_type", LR_SCHEDULERS)):
@@ -182,6 +195,7 @@ class DPOConfig:
             resolve_options("DPOConfig", self.loss_type, self.loss_weights, options["f_divergence"],
                             options["f_alpha"], self.beta, self.label_smoothing, options["gamma"],
                             options["discopop_tau"], options["ipo_average"])
+            check_training_choice("DPOConfig", self.loss_type, self.loss_weights, self.label_smoothing)
         except TypeError as error:  # one exception type for every bad value of a config
             raise ValueError(str(error)) from None
 

@@ -40,7 +40,7 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         clean = {k: _plain(v) for k, v in row.items()}
         self.rows.append(clean)
-        if self.path is not None:
+        if self.path is not None:  # closed per row: each row is in the file before the next step starts
             with open(self.path, "a") as f:
                 f.write(json.dumps(clean, allow_nan=True) + "\n")
 
@@ -57,8 +57,16 @@ def _plain(value):
 
 
 def read_metrics(path) -> list:
+    """The rows of a metrics.jsonl file; a line that is not JSON is an error naming the file and line."""
+    rows = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}, line {number}: not a JSON metrics row ({error})") from None
+    return rows
 
 
 def plot_metrics(rows: list, out_png, title: str | None = None) -> str | None:

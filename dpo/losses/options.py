@@ -14,6 +14,9 @@ import numpy as np
 from .divergences import F_DIVERGENCES, FDivergence
 from .registry import LOSS_TYPE_NAMES, LOSS_TYPES, REFERENCE_FREE
 
+# the loss types whose loss reads label_smoothing (ε); for the others a non-zero ε is a mistake
+USES_LABEL_SMOOTHING = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired", "simpo")
+
 
 @dataclasses.dataclass(frozen=True)
 class LossOptions:
@@ -74,6 +77,28 @@ def resolve_options(where, loss_type, loss_weights, f_divergence, f_alpha, beta,
     hyper = dict(beta=beta, label_smoothing=eps, gamma=gamma, discopop_tau=tau, ipo_average=bool(ipo_average))
     return LossOptions(tuple((LOSS_TYPES[n], w) for n, w in zip(names, weights)), F_DIVERGENCES[f_divergence],
                        f_alpha, hyper)
+
+
+def check_training_choice(where, loss_type, loss_weights, label_smoothing) -> None:
+    """What a training run must not be given, although `dpo_loss` computes it (a negative
+    weight is gradient ascent on that loss): a loss type named twice, a negative or all-zero
+    weight, label smoothing that no listed type reads. Called after `resolve_options`."""
+    names = [loss_type] if isinstance(loss_type, str) else list(loss_type)
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{where}: loss type {twice[0]!r} is named twice in loss_type {names}; "
+                         "name each type once and weigh it with loss_weights")
+    weights = [1.0] * len(names) if loss_weights is None else [float(w) for w in loss_weights]
+    negative = [(n, w) for n, w in zip(names, weights) if w < 0]
+    if negative:  # training would maximise that loss
+        raise ValueError(f"{where}: loss_weights entry {negative[0][1]:g} for {negative[0][0]!r} is negative; "
+                         "weights must be >= 0")
+    if not any(weights):
+        raise ValueError(f"{where}: loss_weights are all zero, so nothing would be trained; "
+                         "give at least one positive weight")
+    if label_smoothing > 0 and not set(names) & set(USES_LABEL_SMOOTHING):
+        raise ValueError(f"{where}: label_smoothing {label_smoothing:g} has no effect on loss type(s) "
+                         f"{', '.join(names)}; only {', '.join(USES_LABEL_SMOOTHING)} read it")
 
 
 LOGP_NAMES = ("policy_chosen_logps", "policy_rejected_logps", "ref_chosen_logps", "ref_rejected_logps")

@@ -125,7 +125,7 @@ def makefile_targets():
 def check_dpo_command(args):
     from dpo.cli import build_parser, main
 
-    if "--help" in args or "-h" in args:
+    if "--help" in args or "-h" in args or "--version" in args:
         assert main(args) == 0
     else:
         build_parser().parse_args(args)  # a mistake raises UsageError naming it
@@ -150,6 +150,9 @@ def test_shell_command_is_valid(where, command, capsys, tmp_path, monkeypatch):
     words = shlex.split(command)
     if words[0] == "minigrad-dpo":  # the console script of setup.cfg
         words = ["python", "-m", "dpo", *words[1:]]
+    if words[0] == "torchrun":  # torchrun [its options] -m dpo ...: the dpo part is checked
+        assert "-m" in words, f"{where}: `{command}`: torchrun shown without -m MODULE"
+        words = ["python", *words[words.index("-m"):]]
     if re.fullmatch(r"(\S*/)?python3?", words[0]) and words[1:2] == ["-m"]:
         module, args = words[2], words[3:]
         if module == "dpo":

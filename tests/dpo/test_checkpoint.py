@@ -1,6 +1,7 @@
-"""Checkpoints: weights, config, optimizer state, step and RNG state survive a round trip; the
-write is atomic; PyTorch's own safetensors reader loads the file and a torch TinyGPT gives the
-same logits from it; damaged or foreign files give one clear CheckpointError."""
+"""Checkpoints (checkpoint-<step>/ folders) and model files: weights, config, optimizer state,
+step and RNG state survive a round trip; the write is atomic; `load_state_dict(load_file(...))`
+works in PyTorch and a torch TinyGPT gives the same logits; damaged or foreign files, and NaN or
+infinite values, give one clear CheckpointError."""
 
 import os
 
@@ -9,7 +10,16 @@ import pytest
 
 import dpo.safetensors_io as safetensors_io
 from dpo.batching import collate
-from dpo.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from dpo.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_leftovers,
+    rotate_checkpoints,
+    save_checkpoint,
+    save_model,
+)
 from dpo.tokenizer import InstructionTokenizer
 from dpo.training import build_models, dpo_step, reference_log_probs
 from tests.dpo.pipeline_setup import backend, backend_names, numpy_of, pairs, tiny_config, tiny_model
@@ -39,9 +49,10 @@ def next_update(policy, optimizer, scheduler, config, batch, ref):
 @backend_names
 def test_round_trip_of_weights_config_step_and_optimizer(backend_name, tmp_path):
     policy, optimizer, scheduler, config, _, _ = trained(backend_name)
-    path = tmp_path / "ckpt.safetensors"
+    path = tmp_path / "checkpoint-2"
     save_checkpoint(path, policy, config, optimizer=optimizer, scheduler=scheduler, step=2, epoch=1,
-                    extra={"note": "hi"})
+                    extra={"note": "hi"}, log_history=[{"step": 1, "loss": 0.5}])
+    assert sorted(os.listdir(path)) == ["model.safetensors", "optimizer.safetensors", "trainer_state.json"]
     loaded = load_checkpoint(path)
     weights = policy.export_weights()
     assert loaded.weights.keys() == weights.keys()
@@ -49,6 +60,8 @@ def test_round_trip_of_weights_config_step_and_optimizer(backend_name, tmp_path)
         assert loaded.weights[name].dtype == array.dtype and np.array_equal(loaded.weights[name], array), name
     assert loaded.config == config.to_dict()
     assert (loaded.step, loaded.epoch, loaded.extra) == (2, 1, {"note": "hi"})
+    assert loaded.log_history == [{"step": 1, "loss": 0.5}]
+    assert loaded.architecture == {"class": "TinyGPT", **config.model.to_dict()}
     assert loaded.backend == {"name": backend_name, "dtype": "float32"}
     saved_state = type(policy).backend.optimizer_state_to_numpy(optimizer)
     restored = loaded.optimizer_state()
@@ -64,7 +77,7 @@ def test_restored_training_state_continues_exactly(backend_name, tmp_path):
     """Continue the original optimizer one step, and a fresh one restored from the
     checkpoint one step: the weights come out bit-identical."""
     policy, optimizer, scheduler, config, batch, ref = trained(backend_name)
-    path = tmp_path / "ckpt.safetensors"
+    path = tmp_path / "checkpoint-2"
     save_checkpoint(path, policy, config, optimizer=optimizer, scheduler=scheduler, step=2)
     expected = next_update(policy, optimizer, scheduler, config, batch, ref)
 
@@ -84,7 +97,7 @@ def test_restored_training_state_continues_exactly(backend_name, tmp_path):
 def test_rng_state_round_trip(backend_name, tmp_path):
     be = backend(backend_name, "float32")
     be.manual_seed(123)
-    path = tmp_path / "rng.safetensors"
+    path = tmp_path / "checkpoint-0"
     save_checkpoint(path, tiny_model(be), tiny_config())
     saved = be.get_rng_state()
     be.manual_seed(7)  # move the generator elsewhere
@@ -104,10 +117,10 @@ def test_numpy_backend_rng_draws_repeat_after_restore(tmp_path):
     be = backend("numpy", "float32")
     model = tiny_model(be)
     be.manual_seed(5)
-    save_checkpoint(tmp_path / "c.safetensors", model, tiny_config())
+    save_checkpoint(tmp_path / "c", model, tiny_config())
     expected = minigrad.randn(4).data.copy()
     be.manual_seed(6)
-    load_checkpoint(tmp_path / "c.safetensors").restore_training_state(backend=be)
+    load_checkpoint(tmp_path / "c").restore_training_state(backend=be)
     assert np.array_equal(minigrad.randn(4).data, expected)
 
 
@@ -127,26 +140,52 @@ def crash_on_fsync(monkeypatch):
 
 
 @pytest.mark.parametrize("crash", [crash_on_replace, crash_on_fsync])
-def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(crash, tmp_path, monkeypatch):
+@pytest.mark.parametrize("target", ["checkpoint-1", "checkpoint-2"])  # the same step again, or the next one
+def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(crash, target, tmp_path, monkeypatch):
     policy, optimizer, scheduler, config, batch, ref = trained("numpy", steps=1)
-    path = tmp_path / "checkpoint.safetensors"
+    path = tmp_path / "checkpoint-1"
     save_checkpoint(path, policy, config, optimizer=optimizer, step=1)
-    before = path.read_bytes()
+    before = {name: (path / name).read_bytes() for name in os.listdir(path)}
     next_update(policy, optimizer, scheduler, config, batch, ref)
     crash(monkeypatch)
     with pytest.raises(OSError, match="simulated crash"):
-        save_checkpoint(path, policy, config, optimizer=optimizer, step=2)
+        save_checkpoint(tmp_path / target, policy, config, optimizer=optimizer, step=2)
     monkeypatch.undo()
-    assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["checkpoint.safetensors"]  # no temporary file left behind
+    assert {name: (path / name).read_bytes() for name in os.listdir(path)} == before
+    assert os.listdir(tmp_path) == ["checkpoint-1"]  # no temporary folder left behind
     assert load_checkpoint(path).step == 1
+
+
+def test_saving_the_same_step_again_replaces_the_folder(tmp_path):
+    policy, optimizer, _, config, _, _ = trained("numpy", steps=1)
+    save_checkpoint(tmp_path / "checkpoint-1", policy, config, optimizer=optimizer, step=1, epoch=0)
+    save_checkpoint(tmp_path / "checkpoint-1", policy, config, optimizer=optimizer, step=1, epoch=7)
+    assert os.listdir(tmp_path) == ["checkpoint-1"] and load_checkpoint(tmp_path / "checkpoint-1").epoch == 7
+
+
+def test_newest_rotation_and_leftovers(tmp_path):
+    model, config = tiny_model(backend("numpy", "float32")), tiny_config()
+    for step in (2, 10, 4):  # numeric order, not the names' order
+        save_checkpoint(tmp_path / f"checkpoint-{step}", model, config, step=step)
+    os.mkdir(tmp_path / "checkpoint-99")  # no model.safetensors inside: not a checkpoint
+    (tmp_path / ".checkpoint-12.123.abc.tmp").mkdir()
+    (tmp_path / ".reference.safetensors.123.abc.tmp").write_bytes(b"half")
+    (tmp_path / "ref_logps_train.npz.tmp.npz").write_bytes(b"half")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert latest_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert load_checkpoint(tmp_path).path == str(tmp_path / "checkpoint-10")  # a run folder: its newest
+    assert remove_leftovers(tmp_path) == [".checkpoint-12.123.abc.tmp", ".reference.safetensors.123.abc.tmp",
+                                          "ref_logps_train.npz.tmp.npz"]
+    assert rotate_checkpoints(tmp_path, 2) == [str(tmp_path / "checkpoint-2")]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-10", "checkpoint-4", "checkpoint-99", "notes.txt"]
+    assert rotate_checkpoints(tmp_path, None) == []
 
 
 def test_checkpoint_gets_the_usual_file_permissions(tmp_path):
     """Not mkstemp's private 0600: a checkpoint is readable like any file the user writes."""
     mask = os.umask(0o022)
     try:
-        save_checkpoint(tmp_path / "c.safetensors", tiny_model(backend("numpy", "float32")), tiny_config())
+        save_model(tmp_path / "c.safetensors", tiny_model(backend("numpy", "float32")), tiny_config())
     finally:
         os.umask(mask)
     assert (tmp_path / "c.safetensors").stat().st_mode & 0o777 == 0o644
@@ -156,22 +195,21 @@ def test_checkpoint_gets_the_usual_file_permissions(tmp_path):
 def test_pytorch_safetensors_reader_loads_the_weights_and_torch_tinygpt_agrees(tmp_path, torch):
     safetensors_torch = pytest.importorskip("safetensors.torch", reason="safetensors is not installed")
     source = tiny_model(backend("numpy", "float64"), perturb=3)
-    path = tmp_path / "ckpt.safetensors"
-    save_checkpoint(path, source, tiny_config())
-    tensors = safetensors_torch.load_file(str(path))
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    save_checkpoint(tmp_path / "checkpoint-1", source, tiny_config())
+    path = tmp_path / "checkpoint-1" / "model.safetensors"
+    weights = safetensors_torch.load_file(str(path))  # plain state-dict names, nothing else
     expected = source.export_weights()
     assert weights.keys() == expected.keys()
     for name, array in expected.items():
         assert weights[name].dtype == torch.float64 and np.array_equal(weights[name].numpy(), array), name
     target = tiny_model(backend("torch", "float64"))
-    target.load_state_dict(weights)
+    assert not target.load_state_dict(weights).missing_keys
     batch = collate(pairs(3), InstructionTokenizer(), 96)
     logits_torch = target(torch.tensor(batch.input_ids), torch.tensor(batch.attention_mask)).detach().numpy()
     logits_numpy = numpy_of(source, source(batch.input_ids, batch.attention_mask))
     assert np.abs(logits_torch - logits_numpy).max() <= 1e-10
     with safetensors_torch.safe_open(str(path), "pt") as f:
-        assert f.metadata()["format"] == FORMAT
+        assert f.metadata()["format"] == "pt" and f.metadata()["minigrad_dpo"] == FORMAT
 
 
 def test_files_written_by_the_safetensors_library_are_read(tmp_path):
@@ -190,7 +228,7 @@ def test_files_written_by_the_safetensors_library_are_read(tmp_path):
 @pytest.fixture
 def good_file(tmp_path):
     path = tmp_path / "good.safetensors"
-    save_checkpoint(path, tiny_model(backend("numpy", "float32")), tiny_config(), step=3)
+    save_model(path, tiny_model(backend("numpy", "float32")), tiny_config(), step=3)
     return path
 
 
@@ -250,7 +288,7 @@ def test_bad_tensor_entries(tmp_path):
 
 def test_a_plain_safetensors_file_is_the_wrong_format(tmp_path):
     safetensors_io.save_file(tmp_path / "w.safetensors", {"tok.weight": np.zeros((2, 2), np.float32)})
-    with pytest.raises(CheckpointError, match="not a minigrad-dpo checkpoint .format None"):
+    with pytest.raises(CheckpointError, match="not a minigrad-dpo model file .format None"):
         load_checkpoint(tmp_path / "w.safetensors")
 
 
@@ -262,6 +300,46 @@ def test_damaged_metadata(tmp_path, good_file):
         safetensors_io.save_file(tmp_path / "d.safetensors", tensors, damaged)
         with pytest.raises(CheckpointError, match=message):
             load_checkpoint(tmp_path / "d.safetensors")
-    safetensors_io.save_file(tmp_path / "d.safetensors", {"x": np.zeros(1)}, metadata)
-    with pytest.raises(CheckpointError, match="no model.. weights"):
+    safetensors_io.save_file(tmp_path / "d.safetensors", {}, metadata)
+    with pytest.raises(CheckpointError, match="holds no weights"):
         load_checkpoint(tmp_path / "d.safetensors")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_values_are_refused(bad, tmp_path, good_file):
+    tensors, metadata = safetensors_io.load_file(good_file)
+    name = sorted(tensors)[1]
+    tensors[name].flat[3] = bad
+    safetensors_io.save_file(tmp_path / "n.safetensors", tensors, metadata)
+    what = "NaN" if np.isnan(bad) else "infinite"
+    with pytest.raises(CheckpointError, match=rf"n.safetensors: tensor '{name}' holds 1 {what} value"):
+        load_checkpoint(tmp_path / "n.safetensors")
+    policy, optimizer, _, config, _, _ = trained("numpy", steps=1)  # and in a checkpoint's optimizer state
+    save_checkpoint(tmp_path / "checkpoint-1", policy, config, optimizer=optimizer, step=1)
+    arrays, meta = safetensors_io.load_file(tmp_path / "checkpoint-1" / "optimizer.safetensors")
+    key = sorted(arrays)[0]
+    arrays[key].flat[0] = bad
+    safetensors_io.save_file(tmp_path / "checkpoint-1" / "optimizer.safetensors", arrays, meta)
+    with pytest.raises(CheckpointError, match=rf"optimizer.safetensors: tensor '{key}' holds 1 {what}"):
+        load_checkpoint(tmp_path / "checkpoint-1")
+
+
+def test_a_model_with_save_pretrained_gets_its_files_in_the_checkpoint(tmp_path):
+    """A pretrained family's own files (config.json, ...) lie beside model.safetensors, whose
+    tensors stay the plain state dict with this project's metadata."""
+    model = tiny_model(backend("numpy", "float32"))
+    written = []
+
+    def save_pretrained(folder):
+        written.append(folder)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            f.write('{"model_type": "tiny"}')
+        with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+            f.write(b"replaced below")
+
+    model.save_pretrained = save_pretrained
+    save_checkpoint(tmp_path / "checkpoint-1", model, tiny_config(), step=1)
+    assert (tmp_path / "checkpoint-1" / "config.json").read_text() == '{"model_type": "tiny"}'
+    loaded = load_checkpoint(tmp_path / "checkpoint-1")
+    assert loaded.step == 1 and all(np.array_equal(loaded.weights[k], v) for k, v in model.export_weights().items())
+    assert os.path.basename(written[0]).startswith(".checkpoint-1.")  # written into the temporary folder

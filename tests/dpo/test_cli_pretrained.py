@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from dpo.checkpoint import load_checkpoint
 from dpo.cli import EXIT_USAGE, main
 from tests.dpo.pretrained_setup import as_numpy, transformers_or_skip
 
@@ -113,20 +114,27 @@ def test_a_tokenizer_larger_than_the_vocabulary_is_refused(folder, tmp_path, cap
 
 
 def test_the_run_checkpoint_evaluates_generates_and_resumes(folder, tmp_path, capsys):
-    """A --model run's checkpoint.safetensors names its folder (DPOConfig.model_path): eval and
-    generate take it with --checkpoint, train --resume continues it, --init refuses it."""
+    """A --model run's checkpoint names its folder (DPOConfig.model_path) and holds the folder's own
+    files (config.json): eval and generate take it with --checkpoint, train --resume continues it,
+    --init refuses it, transformers' config reader reads it."""
     out = tmp_path / "run"
     data = folder / "prefs.jsonl"
     assert run("train", "--model", folder / "qwen", "--data", data, "--out", out, "--max-steps", 1,
                "--batch-size", 2, "--checkpoint-every", 1) == 0
-    assert run("eval", "--checkpoint", out / "checkpoint.safetensors", "--data", data) == 0
-    assert run("generate", "--checkpoint", out / "checkpoint.safetensors", "--prompt", "What is 1 + 1?",
-               "--max-new-tokens", 3) == 0
+    assert (out / "checkpoint-1" / "config.json").is_file() and (out / "model" / "config.json").is_file()
+    transformers = transformers_or_skip()
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(out / "checkpoint-1")  # the checkpoint as HF reads it
+    saved = load_checkpoint(out / "checkpoint-1").weights
+    state = loaded.state_dict()
+    assert set(saved) <= set(state)
+    for name, value in saved.items():
+        assert np.array_equal(state[name].numpy(), value.astype(state[name].numpy().dtype)), name
+    assert run("eval", "--checkpoint", out / "checkpoint-1", "--data", data) == 0
+    assert run("generate", "--checkpoint", out, "--prompt", "What is 1 + 1?", "--max-new-tokens", 3) == 0
     capsys.readouterr()
-    assert run("train", "--resume", out / "checkpoint.safetensors", "--data", data, "--out", out,
-               "--max-steps", 2, "--batch-size", 2) == 0
+    assert run("train", "--resume", "--out", out, "--max-steps", 2) == 0  # data, batch size: the run's
     assert "step    2" in capsys.readouterr().out
-    assert run("train", "--init", out / "checkpoint.safetensors", "--data", data, "--out", tmp_path / "x") == 2
+    assert run("train", "--init", out / "checkpoint-2", "--data", data, "--out", tmp_path / "x") == 2
     assert "start from its folder with --model DIR" in capsys.readouterr().err
 
 

@@ -155,6 +155,7 @@ def test_cli_length_options_report_counts_and_the_cache_is_reused(capsys, byte_d
     assert f"{byte_data}: 2 of 3 pairs truncated by max_completion_length 20, max_length 40 " \
            "(truncation_mode keep_end)" in err
     assert f"wrote the reference log-probs to {os.path.join(out, 'ref_logps_train.npz')}" in err
+    argv.append("--overwrite")  # a new run in the same folder: the cache beside it stays
     status, _, err = cli(capsys, argv)
     assert status == 0 and "reusing the reference log-probs" in err
     status, _, err = cli(capsys, [a if a != "40" else "30" for a in argv])

@@ -16,9 +16,9 @@ from tests.dpo.pipeline_setup import backend, tiny_config
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def demo(be, **changes):
+def demo(be, make_config=tiny_config, **changes):
     stream = io.StringIO()
-    config = tiny_config(**{"sft_steps": 10, "sft_lr": 1e-2, "max_steps": 4, "lr": 3e-3, **changes})
+    config = make_config(**{"sft_steps": 10, "sft_lr": 1e-2, "max_steps": 4, "lr": 3e-3, **changes})
     return run_demo(be, config=config, stream=stream), stream.getvalue()
 
 
@@ -37,8 +37,16 @@ def test_numpy_demo_succeeds_and_reports_every_part():
 
 def test_demo_that_unlearns_is_reported_as_failed():
     """Loss weight -1 is gradient ascent on the DPO loss: the (weighted) loss falls, but the
-    margin falls below zero and no pair is ranked right."""
-    result, text = demo(backend("numpy", "float32"), loss_weights=[-1.0])
+    margin falls below zero and no pair is ranked right. (DPOConfig refuses a negative weight, so
+    it is put in after the config was checked.)"""
+    real = tiny_config
+
+    def ascending(**changes):
+        config = real(**changes)
+        config.loss_weights = [-1.0]
+        return config
+
+    result, text = demo(backend("numpy", "float32"), make_config=ascending)
     assert not result.succeeded
     assert result.margin_after < result.margin_before == 0.0
     assert result.accuracy_after == result.accuracy_before == 0.0
@@ -65,7 +73,7 @@ def test_demo_writes_metrics_and_a_checkpoint(tmp_path):
     config = tiny_config(sft_steps=2, max_steps=2)
     run_demo(backend("numpy", "float32"), config=config, out_dir=tmp_path, stream=stream)
     assert [row["step"] for row in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2]
-    assert load_checkpoint(tmp_path / "checkpoint.safetensors").step == 2
+    assert load_checkpoint(tmp_path / "checkpoint-2").step == 2
 
 
 def test_torch_demo_with_the_default_config_succeeds():

@@ -24,7 +24,7 @@ def run(be, config, out_dir, resume_from=None, on_log=None):
 def straight_and_resumed(be, config, tmp_path):
     whole, whole_weights = run(be, config, tmp_path / "whole")
     run(be, dataclasses.replace(config, max_steps=STEPS // 2), tmp_path / "split")
-    rest, rest_weights = run(be, config, tmp_path / "split", resume_from=tmp_path / "split" / "checkpoint.safetensors")
+    rest, rest_weights = run(be, config, tmp_path / "split", resume_from=tmp_path / "split" / "checkpoint-3")
     return whole, whole_weights, rest, rest_weights
 
 
@@ -64,7 +64,7 @@ def test_resume_across_an_epoch_boundary_and_an_interrupted_log(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run(be, config, tmp_path / "cut", on_log=interrupt)
-    rest, rest_weights = run(be, config, tmp_path / "cut", resume_from=tmp_path / "cut" / "checkpoint.safetensors")
+    rest, rest_weights = run(be, config, tmp_path / "cut", resume_from=tmp_path / "cut" / "checkpoint-4")
     assert rest.rows("step") == [5, 6] and rest.rows("epoch") == pytest.approx([5 / 3, 2])  # 3 updates an epoch
     assert whole.rows("loss")[4:] == rest.rows("loss")
     assert all(np.array_equal(whole_weights[k], rest_weights[k]) for k in whole_weights)
@@ -76,7 +76,7 @@ def test_resume_across_an_epoch_boundary_and_an_interrupted_log(tmp_path):
 def test_resume_refuses_a_changed_config(tmp_path):
     be = backend("numpy", "float32")
     run(be, tiny_config(max_steps=2), tmp_path)
-    checkpoint = tmp_path / "checkpoint.safetensors"
+    checkpoint = tmp_path / "checkpoint-2"
     with pytest.raises(ValueError, match=r"cannot resume .*config differs \(batch_size 4 -> 3, lr 0.01 -> 0.02\)"):
         run(be, tiny_config(max_steps=4, batch_size=3, lr=0.02), tmp_path, resume_from=checkpoint)
     more, _ = run(be, tiny_config(max_steps=4), tmp_path, resume_from=checkpoint)  # more steps: allowed

@@ -234,7 +234,7 @@ def test_bad_option_values(argv, message, capsys, tmp_path):
 
 
 def test_sync_ref_model_resumes_from_the_synced_reference(tmp_path):
-    """The checkpoint writes the moved reference beside it; resuming from both equals one run."""
+    """The checkpoint holds the moved reference; resuming from both equals one run."""
     import dataclasses
 
     from dpo.checkpoint import load_checkpoint
@@ -245,9 +245,9 @@ def test_sync_ref_model_resumes_from_the_synced_reference(tmp_path):
     def run(cfg, out, resume=False):
         policy, reference = build_models(cfg, backend=be)
         if resume:
-            reference.load_weights(load_checkpoint(out / "reference.safetensors").weights)
+            reference.load_weights(load_checkpoint(out / "checkpoint-3" / "reference.safetensors").weights)
         result = train_dpo(policy, reference, pairs(), cfg, out_dir=out,
-                           resume_from=out / "checkpoint.safetensors" if resume else None)
+                           resume_from=out / "checkpoint-3" if resume else None)
         return result, policy.export_weights()
 
     whole, whole_weights = run(config, tmp_path / "whole")

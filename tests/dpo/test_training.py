@@ -138,9 +138,9 @@ def test_nan_weights_stop_training_naming_the_step_and_keep_the_last_checkpoint(
             policy.head.weight.data[5, 3] = np.nan
 
     with pytest.raises(TrainingDiverged, match=r"DPO step 4: the policy log-prob of row \d+ is nan; stopped before "
-                       r"updating the weights; the last checkpoint, .*checkpoint.safetensors \(step 2\), is intact"):
+                       r"updating the weights; the last checkpoint, .*checkpoint-2 \(step 2\), is intact"):
         train_dpo(policy, reference, pairs(), config, out_dir=tmp_path, on_log=poison)
-    checkpoint = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    checkpoint = load_checkpoint(tmp_path / "checkpoint-2")
     assert checkpoint.step == 2
     assert all(np.isfinite(w).all() for w in checkpoint.weights.values())
     assert all(np.array_equal(checkpoint.weights[k], at_step_2[k]) for k in at_step_2)
