@@ -17,19 +17,43 @@ class SequenceLogProbs(NamedTuple):
     token_counts: np.ndarray
 
 
+class CountedTokens(NamedTuple):
+    """per_token: backend tensor (rows, T), log p(target) at each counted position, 0 elsewhere;
+    logits: backend tensor (N, V), the head's output at the N counted positions, row by row
+    (the order of np.nonzero(batch.loss_mask))."""
+
+    per_token: object
+    logits: object
+
+
+def counted_token_logprobs(model, batch: PreferenceBatch, backend=None) -> CountedTokens:
+    """The log-probs of the targets that count (completion tokens), with the LM head and
+    the log-softmax run at those N positions only: prompt and padding rows never reach
+    the head, which is most of its (rows·T, C) @ (C, V) work. The policy's and the
+    reference's log-probs both come from here, so they are the same arithmetic.
+
+    Needs the model contract `forward == logits(hidden_states(...))`. `backend` defaults
+    to the model's own.
+    """
+    backend = backend or type(model).backend
+    hidden = model.hidden_states(backend.tensor(batch.input_ids), backend.tensor(batch.attention_mask))
+    rows, cols = np.nonzero(batch.loss_mask)
+    logits = model.logits(hidden[backend.tensor(rows), backend.tensor(cols)])
+    picked = backend.F.token_logprobs(logits, backend.tensor(batch.targets[rows, cols]), ignore_index=IGNORE_INDEX)
+    # back to (rows, T): position n of the counted ones, or the appended 0 where nothing counts
+    slot = np.full(batch.targets.shape, len(rows), dtype=np.int64)
+    slot[rows, cols] = np.arange(len(rows))
+    padded = backend.cat([picked.to(backend.dtype), backend.zeros(1)])
+    return CountedTokens(padded[backend.tensor(slot)], logits)
+
+
 def sequence_log_prob(model, batch: PreferenceBatch, backend=None) -> SequenceLogProbs:
-    """One forward of all 2B rows; per row Σ_t log softmax(logits[t])[targets[t]] over the
-    positions whose target is a completion token (prompt and padding are masked out
-    because their targets are IGNORE_INDEX). Runs the fused token-logprob op, so the
-    full (rows, T, V) log-prob tensor is never built. An empty completion gives 0.
+    """Per row Σ_t log softmax(logits[t])[targets[t]] over the positions whose target is a
+    completion token (`counted_token_logprobs`: the head runs at those positions only, and
+    the fused token-logprob op never builds their (N, V) log-probs). An empty completion gives 0.
 
     `backend` defaults to the model's own.
     """
-    backend = backend or type(model).backend
-    ids = backend.tensor(batch.input_ids)
-    mask = backend.tensor(batch.attention_mask)
-    targets = backend.tensor(batch.targets)
-    logits = model(ids, mask)
-    per_token = backend.F.token_logprobs(logits, targets, ignore_index=IGNORE_INDEX)
-    counts = (batch.targets != IGNORE_INDEX).sum(axis=-1).astype(np.int64)
+    per_token = counted_token_logprobs(model, batch, backend).per_token
+    counts = batch.loss_mask.sum(axis=-1).astype(np.int64)
     return SequenceLogProbs(per_token.sum(-1), counts)

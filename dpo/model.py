@@ -22,6 +22,8 @@ import numpy as np
 
 from backends import ModelDefinition
 
+from .model_inputs import check_inputs, key_mask_of
+
 
 @dataclasses.dataclass(frozen=True)
 class GPTConfig:
@@ -154,44 +156,6 @@ class TinyGPT(ModelDefinition):
         return copy_adapters(self, copy)
 
     # ---- forward -------------------------------------------------------------------
-    def _check_inputs(self, ids, attention_mask):
-        """Token ids and mask as backend tensors, or a one-line error naming what is wrong."""
-        backend = type(self).backend
-        if not backend.is_tensor(ids):
-            array = np.asarray(ids)
-            if not np.issubdtype(array.dtype, np.integer):
-                raise TypeError(f"TinyGPT: token ids must be integers, got {array.dtype}")
-            ids = backend.tensor(array)
-        if ids.ndim != 2:
-            raise ValueError(f"TinyGPT: token ids must have shape (batch, time), got {tuple(ids.shape)}")
-        if ids.dtype != backend.int_dtype:
-            raise TypeError(f"TinyGPT: token ids must be int64 integers, got {ids.dtype}")
-        T, cfg = ids.shape[1], self.config
-        if T > cfg.max_len:
-            raise ValueError(f"TinyGPT: sequence length {T} exceeds max_len {cfg.max_len}; truncate the input")
-        if ids.numel():
-            low, high = int(ids.min()), int(ids.max())
-            if low < 0 or high >= cfg.vocab_size:
-                bad = low if low < 0 else high
-                raise ValueError(f"TinyGPT: token id {bad} is outside the vocabulary [0, {cfg.vocab_size})")
-        if attention_mask is not None:
-            if not backend.is_tensor(attention_mask):
-                attention_mask = backend.tensor(np.asarray(attention_mask))
-            if tuple(attention_mask.shape) != tuple(ids.shape):
-                raise ValueError(
-                    f"TinyGPT: attention_mask has shape {tuple(attention_mask.shape)}, "
-                    f"expected the ids' shape {tuple(ids.shape)}"
-                )
-            tokens = backend.to_numpy(attention_mask) != 0
-            # right padding: once a row has a 0, it has only 0s after it
-            not_right_padded = np.flatnonzero((tokens[:, 1:] & ~tokens[:, :-1]).any(axis=1))
-            if not_right_padded.size:
-                raise ValueError(
-                    f"TinyGPT: attention_mask row {int(not_right_padded[0])} is not right padding "
-                    "(a 1 follows a 0); pad on the right"
-                )
-        return ids, attention_mask
-
     def forward(self, ids, attention_mask=None, cache=None):
         """Logits (B, T, vocab) for token ids (B, T); `attention_mask` (B, T), 1 for
         tokens and 0 for right padding, is optional; `cache` a dpo.kv_cache.KVCache
@@ -207,18 +171,15 @@ class TinyGPT(ModelDefinition):
 
     def hidden_states(self, ids, attention_mask=None, cache=None):
         """(B, T, hidden) after the final layer norm, for the inputs `forward` takes."""
-        ids, attention_mask = self._check_inputs(ids, attention_mask)
+        ids, attention_mask = check_inputs(self, ids, attention_mask, cache)
         T, backend = ids.shape[1], type(self).backend
         if cache is None:
             positions = backend.arange(T)
         else:
             mask = None if attention_mask is None else backend.to_numpy(attention_mask)
-            cache.check("TinyGPT", ids.shape[0], T, mask, self.config.max_len)
             positions = backend.tensor(cache.positions(T, mask))
         x = self.tok(ids) + self.pos(positions)
-        # right padding: a token only ever attends to earlier tokens, so the key mask
-        # changes only the outputs at padded positions (which no loss reads)
-        key_mask = None if attention_mask is None or cache is not None else (attention_mask != 0)[:, None, None, :]
+        key_mask = key_mask_of(attention_mask) if cache is None else None
         for block in self.blocks:
             x = block(x, key_mask, cache)
         return self.ln_f(x)

@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .batching import IGNORE_INDEX
 from .config import DPOConfig
+from .logprobs import counted_token_logprobs
 
 # torch's names on the backend surface for DPOConfig.optim; "adamw" keeps torch's default decay only when asked
 OPTIMIZER_NAMES = {"adamw": "adamw", "adam": "adam", "sgd": "sgd", "rmsprop": "rmsprop"}
@@ -116,11 +116,13 @@ def _logsumexp(x, axis=-1):
 
 def wpo_weights(logits: np.ndarray, token_logps: np.ndarray, batch) -> np.ndarray:
     """WPO (Zhou et al. 2024, eq. 2, as TRL): per row exp(mean over completion tokens of
-    log p(y_t) - log Σ_v p(v)²), then w_c·w_r per pair. A constant (no gradient)."""
-    logits = logits.astype(np.float64)
-    log_probs = logits - _logsumexp(logits)[..., None]
-    log_sum_sq = _logsumexp(2.0 * log_probs)
+    log p(y_t) - log Σ_v p(v)²), then w_c·w_r per pair. A constant (no gradient).
+    `logits`: (2B, T, V), or (N, V) at the N counted positions (batch.loss_mask) only."""
     mask = batch.loss_mask
+    logits = (logits[mask] if logits.ndim == 3 else logits).astype(np.float64)
+    log_probs = logits - _logsumexp(logits)[..., None]
+    log_sum_sq = np.zeros(mask.shape)
+    log_sum_sq[mask] = _logsumexp(2.0 * log_probs)
     aligned = ((token_logps - log_sum_sq) * mask).sum(1) / np.maximum(mask.sum(1), 1)
     chosen, rejected = batch.chosen_rejected(np.exp(aligned))
     return chosen * rejected
@@ -131,34 +133,29 @@ def policy_forward(model, batch, config: DPOConfig) -> PolicyForward:
     logits statistics and WPO weights. The same sums as `sequence_log_prob` when ld_alpha is None."""
     backend = type(model).backend
     with precision(backend, config):
-        logits = model(backend.tensor(batch.input_ids), backend.tensor(batch.attention_mask))
-        per_token = backend.F.token_logprobs(logits, backend.tensor(batch.targets), ignore_index=IGNORE_INDEX)
-    per_token = per_token.to(backend.dtype)  # sums in the backend's dtype, also under bf16 autocast
+        per_token, logits = counted_token_logprobs(model, batch)
     if config.ld_alpha is None:
         logps = per_token.sum(-1)
     else:
         logps = (per_token * backend.tensor(ld_token_weights(batch, config.ld_alpha))).sum(-1)
-    logits_np = backend.to_numpy(logits.detach())
-    chosen_mask, rejected_mask = batch.chosen_rejected(batch.loss_mask)
-    chosen_logits, rejected_logits = batch.chosen_rejected(logits_np)
+    logits_np = backend.to_numpy(logits.detach())  # (N, V) at the counted positions, chosen rows first
+    n_chosen = int(batch.chosen_rejected(batch.loss_mask)[0].sum())
 
-    def mean_logit(rows, mask):  # over the vocabulary, then over the completion tokens (TRL's logits/*)
-        return float(rows[mask].mean(dtype=np.float64)) if mask.any() else 0.0
+    def mean_logit(rows):  # over the vocabulary, then over the completion tokens (TRL's logits/*)
+        return float(rows.mean(dtype=np.float64)) if len(rows) else 0.0
 
     weights = None
     if config.use_weighting:
         token_logps = np.asarray(backend.to_numpy(per_token.detach()), dtype=np.float64)
         weights = wpo_weights(logits_np, token_logps, batch)
-    return PolicyForward(logps, weights, mean_logit(chosen_logits, chosen_mask),
-                         mean_logit(rejected_logits, rejected_mask))
+    return PolicyForward(logps, weights, mean_logit(logits_np[:n_chosen]), mean_logit(logits_np[n_chosen:]))
 
 
 def reference_forward_logps(reference, batch, config: DPOConfig) -> np.ndarray:
     """(2B,) float64: the reference's completion log-probs, LD-weighted like the policy's."""
     backend = type(reference).backend
     with backend.no_grad(), precision(backend, config):
-        logits = reference(backend.tensor(batch.input_ids), backend.tensor(batch.attention_mask))
-        per_token = backend.F.token_logprobs(logits, backend.tensor(batch.targets), ignore_index=IGNORE_INDEX)
+        per_token = counted_token_logprobs(reference, batch).per_token
     token = np.asarray(backend.to_numpy(per_token), dtype=np.float64)
     return (token * ld_token_weights(batch, config.ld_alpha)).sum(-1)
 

@@ -295,18 +295,8 @@ class Tensor:
     def to(self, *args, dtype=None, device=None):
         """`to(dtype)`, `to(device)`, `to(device, dtype)`, `to(other)` or keywords, as torch:
         a cast (differentiable between float types); the device must be the CPU."""
-        for arg in args:
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, str) and not dtypes.is_dtype_name(arg):
-                device = arg
-            else:
-                dtype = arg
-        check_device(device, "to")
-        if dtype is None:
-            return self
-        dtype = dtypes.canonical(dtype)
-        return self if dtype == self.dtype else Cast.apply(self, dtype)
+        dtype = to_arguments(args, dtype, device, "to")
+        return self if dtype is None or dtype == self.dtype else Cast.apply(self, dtype)
 
     def cpu(self):
         return self
@@ -489,7 +479,11 @@ class Tensor:
         return reductions.Sum.apply(self, dim, keepdim)
 
     def mean(self, dim=None, keepdim=False):
-        return reductions.Mean.apply(self, dim, keepdim)
+        """Σ over `dim` / N, N the number of entries summed (all of them without `dim`)."""
+        if not np.issubdtype(self.dtype, np.floating):
+            raise RuntimeError(f"mean: needs a floating-point tensor, got {self.dtype}")
+        dims = normalize_dims(dim, self.ndim, "mean")
+        return self.sum(dims, keepdim) / int(np.prod([self.shape[d] for d in dims]))
 
     def var(self, dim=None, *, correction=1, keepdim=False, unbiased=None):
         """Variance; `correction=1` (default) divides by N-1, `correction=0` by N."""
@@ -620,7 +614,7 @@ class Tensor:
         return repeat_interleave(self, repeats, dim)
 
     def contiguous(self):
-        return self if self.data.flags.c_contiguous else shape_ops.Contiguous.apply(self)
+        return self if self.data.flags.c_contiguous else Clone.apply(self)
 
     def __getitem__(self, index):
         return shape_ops.Index.apply(self, _raw_index(index))
@@ -671,6 +665,20 @@ def check_device(device, where):
                          "(the torch backend runs on CUDA)")
 
 
+def to_arguments(args, dtype, device, where):
+    """The dtype (canonical, or None) that `to(*args, dtype=, device=)` asks for, as torch
+    reads them: a tensor gives its dtype, a string that is no dtype name is a device."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, str) and not dtypes.is_dtype_name(arg):
+            device = arg
+        else:
+            dtype = arg
+    check_device(device, where)
+    return None if dtype is None else dtypes.canonical(dtype)
+
+
 def _index_array(index, where):
     array = index.data if isinstance(index, Tensor) else np.asarray(index)
     if not np.issubdtype(array.dtype, np.integer):
@@ -702,7 +710,7 @@ class Cast(Function):
 
 
 class Clone(Function):
-    """out = a copy of a;  d/da = g."""
+    """out = a copy of a, in C order (so it also serves `contiguous`);  d/da = g."""
 
     @staticmethod
     def forward(ctx, a):
@@ -808,7 +816,11 @@ def stack(tensors, dim=0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
-    return shape_ops.Stack.apply(*tensors, dim=dim)
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) != 1:
+        raise RuntimeError(f"stack: all inputs need the same shape, got {sorted(shapes)}")
+    dim = normalize_dim(dim, tensors[0].ndim, "stack", extra=1)
+    return cat([t.unsqueeze(dim) for t in tensors], dim)
 
 
 def where(condition, input, other) -> Tensor:

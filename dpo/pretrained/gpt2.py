@@ -15,7 +15,8 @@ import dataclasses
 
 from backends import ModelDefinition
 
-from .base import PretrainedCausalLM, check_inputs, key_mask_of
+from ..model_inputs import check_inputs, key_mask_of
+from .base import PretrainedCausalLM
 from .files import PretrainedError
 
 ACTIVATIONS = {"gelu_new": "tanh", "gelu_pytorch_tanh": "tanh", "gelu_fast": "tanh", "gelu": "none"}

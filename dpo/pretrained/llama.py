@@ -18,7 +18,8 @@ import numpy as np
 
 from backends import ModelDefinition
 
-from .base import PretrainedCausalLM, check_inputs, key_mask_of
+from ..model_inputs import check_inputs, key_mask_of
+from .base import PretrainedCausalLM
 from .files import PretrainedError
 
 ROPE_TYPES = ("default", "llama3")

@@ -14,14 +14,11 @@ from ..ops import layer_norm as layer_norm_ops
 from ..ops import linear as linear_ops
 from ..ops import log_softmax as log_softmax_ops
 from ..ops import pointwise
-from ..ops import repeat_interleave as repeat_interleave_ops
 from ..ops import rms_norm as rms_norm_ops
-from ..ops import rotary as rotary_ops
-from ..ops import silu as silu_ops
 from ..ops import softmax as softmax_ops
 from ..ops import token_logprobs as token_logprobs_ops
 from ..random import resolve
-from ..tensor import Tensor, _index_array
+from ..tensor import Tensor, _index_array, cat
 
 __all__ = [
     "linear", "relu", "gelu", "sigmoid", "tanh", "softplus", "logsigmoid", "softmax",
@@ -46,40 +43,54 @@ def gelu(input, approximate="none"):
 
 
 def silu(input):
-    """x·σ(x) (swish)."""
-    return silu_ops.SiLU.apply(input)
+    """x·σ(x) (swish), the gate of Llama's SwiGLU MLP: down(silu(gate(x)) ∘ up(x))."""
+    return input * pointwise.Sigmoid.apply(input)
+
+
+def _shape(normalized_shape):
+    """An int n means (n,), as in torch's norms."""
+    return (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     """x / sqrt(mean(x²) + eps) · weight over the trailing `normalized_shape` axes;
     eps=None means the float type's machine epsilon, as torch."""
-    if isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
     if eps is None:
         eps = float(np.finfo(input.dtype).eps)
-    return rms_norm_ops.RMSNorm.apply(input, tuple(normalized_shape), weight, eps)
+    return rms_norm_ops.RMSNorm.apply(input, _shape(normalized_shape), weight, eps)
 
 
 def rotary_embedding(input, cos, sin):
     """x∘cos + rotate_half(x)∘sin: rotary position embedding in the "rotate half"
-    layout (Llama, Qwen2), with cos and sin (..., T, D) broadcastable to x (..., T, D).
+    layout (Llama, Qwen2: feature j pairs with feature j + D/2, rotate_half([x1, x2])
+    = [-x2, x1]), with cos and sin (..., T, D) broadcastable to x (..., T, D).
 
     Not a torch function (minigrad's extension; the torch backend adds the same
-    formula written with torch ops). cos and sin get no gradient.
+    formula written with torch ops). cos and sin are constants: they get no gradient.
     """
-    cos = cos.data if isinstance(cos, Tensor) else cos
-    sin = sin.data if isinstance(sin, Tensor) else sin
-    return rotary_ops.Rotary.apply(input, cos, sin)
+    cos, sin = (np.asarray(a.data if isinstance(a, Tensor) else a, dtype=input.dtype) for a in (cos, sin))
+    if input.shape[-1] % 2:
+        raise RuntimeError(f"rotary_embedding: the last dim of x must be even, got shape {tuple(input.shape)}")
+    if not (_broadcasts_to(cos.shape, tuple(input.shape)) and _broadcasts_to(sin.shape, tuple(input.shape))):
+        raise RuntimeError(f"rotary_embedding: cos {cos.shape} and sin {sin.shape} do not broadcast to x "
+                           f"{tuple(input.shape)}")
+    half = input.shape[-1] // 2
+    rotated = cat((-input[..., half:], input[..., :half]), dim=-1)
+    return input * Tensor._wrap(cos, False, None) + rotated * Tensor._wrap(sin, False, None)
 
 
 def repeat_interleave(input, repeats, dim):
     """torch.repeat_interleave(input, repeats, dim) with an int `repeats` (tensor
-    `repeats` are not supported)."""
+    `repeats` are not supported): each slice along `dim` repeated in place, as an
+    expand of a new axis after `dim` (so the gradient sums over the copies).
+    Grouped-query attention shares each key/value head among query heads this way."""
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 1:
         raise ValueError(f"repeat_interleave: repeats must be a positive int, got {repeats!r}")
     if not -input.ndim <= dim < input.ndim:
         raise IndexError(f"repeat_interleave: dim {dim} is out of range for a tensor of {input.ndim} dimensions")
-    return repeat_interleave_ops.RepeatInterleave.apply(input, int(repeats), dim % input.ndim)
+    dim, shape = dim % input.ndim, tuple(input.shape)
+    copies = input.unsqueeze(dim + 1).expand(shape[:dim + 1] + (int(repeats),) + shape[dim + 1:])
+    return copies.reshape(shape[:dim] + (shape[dim] * int(repeats),) + shape[dim + 1:])
 
 
 def sigmoid(input):
@@ -109,9 +120,7 @@ def log_softmax(input, dim):
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
-    if isinstance(normalized_shape, int):
-        normalized_shape = (normalized_shape,)
-    return layer_norm_ops.LayerNorm.apply(input, tuple(normalized_shape), weight, bias, eps)
+    return layer_norm_ops.LayerNorm.apply(input, _shape(normalized_shape), weight, bias, eps)
 
 
 def embedding(input, weight, padding_idx=None):
@@ -202,17 +211,6 @@ def mse_loss(input, target, reduction="mean"):
     return _reduce(diff * diff, reduction)
 
 
-def _combine_masks(scores_shape, attn_mask, is_causal):
-    """Fold is_causal and a bool attn_mask into one bool 'may attend' array, or None."""
-    tq, tk = scores_shape[-2], scores_shape[-1]
-    allowed = None
-    if is_causal:
-        allowed = np.tril(np.ones((tq, tk), dtype=bool))
-    if attn_mask is not None and attn_mask.dtype == bool_:
-        allowed = attn_mask.data if allowed is None else (allowed & attn_mask.data)
-    return allowed
-
-
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None):
     """softmax(q kᵀ · scale + mask) v over the last two dims: q (..., L, E), k (..., S, E),
@@ -279,7 +277,10 @@ def _composed_attention(query, key, value, attn_mask, dropout_p, is_causal, scal
     scores = (query @ key.transpose(-2, -1)) * scale
     if attn_mask is not None and attn_mask.dtype != bool_:
         scores = scores + attn_mask
-    allowed = _combine_masks(scores.shape, attn_mask, is_causal)
+    # is_causal and a bool attn_mask folded into one bool 'may attend' array, or None
+    allowed = np.tril(np.ones(scores.shape[-2:], dtype=bool)) if is_causal else None
+    if attn_mask is not None and attn_mask.dtype == bool_:
+        allowed = attn_mask.data if allowed is None else (allowed & attn_mask.data)
     if allowed is not None:
         allowed = np.broadcast_to(allowed, scores.shape)
         dead_rows = ~allowed.any(axis=-1, keepdims=True)

@@ -6,8 +6,8 @@ import collections
 
 import numpy as np
 
-from .. import dtypes
-from ..tensor import Tensor, _to_array, check_device
+from ..tensor import Tensor, _to_array, to_arguments
+from .utils import zero_grads
 
 
 class Parameter(Tensor):
@@ -138,11 +138,7 @@ class Module:
         return self.train(False)
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def requires_grad_(self, requires_grad=True):
         for p in self.parameters():
@@ -152,21 +148,11 @@ class Module:
     def to(self, *args, dtype=None, device=None):
         """`to(dtype)`, `to(device)` or `to(device, dtype)`, as torch: cast every parameter
         and floating buffer to `dtype` in place; the device must be the CPU."""
-        for arg in args:
-            if isinstance(arg, str) and not dtypes.is_dtype_name(arg):
-                device = arg
-            else:
-                dtype = arg
-        check_device(device, "Module.to")
-        if dtype is None:
-            return self
-        dtype = dtypes.canonical(dtype)
-        for p in self.parameters():
-            p.data = p.data.astype(dtype)
-            p.grad = None
-        for _, b in self.named_buffers():
-            if np.issubdtype(b.dtype, np.floating):
-                b.data = b.data.astype(dtype)
+        dtype = to_arguments(args, dtype, device, "Module.to")
+        if dtype is not None:
+            for _, t in self._state_items():
+                if np.issubdtype(t.dtype, np.floating) and t.dtype != dtype:
+                    t.data, t.grad = t.data.astype(dtype), None
         return self
 
     def cpu(self):

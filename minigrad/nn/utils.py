@@ -5,6 +5,15 @@ import numpy as np
 from ..tensor import Tensor
 
 
+def zero_grads(parameters, set_to_none=True):
+    """Module.zero_grad and Optimizer.zero_grad: drop each gradient, or fill it with zeros."""
+    for p in parameters:
+        if set_to_none:
+            p.grad = None
+        elif p.grad is not None:
+            p.grad.data[...] = 0
+
+
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale all gradients in place so their joint norm is at most `max_norm`.
 

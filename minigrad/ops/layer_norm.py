@@ -7,23 +7,23 @@ import numpy as np
 from ..autograd import Function
 
 
-def as_rows(x, normalized_shape, weight, bias):
+def as_rows(x, normalized_shape, weight, bias, op="layer_norm"):
     """Check the shapes; return x as (R, C) rows and weight, bias as (C,) (or None),
-    all in NumPy's promotion of their dtypes."""
+    all in NumPy's promotion of their dtypes. `op` names the norm in errors (rms_norm too)."""
     n = len(normalized_shape)
     if tuple(x.shape[x.ndim - n:]) != tuple(normalized_shape):
         raise RuntimeError(
-            f"layer_norm: normalized_shape {tuple(normalized_shape)} does not match the "
+            f"{op}: normalized_shape {tuple(normalized_shape)} does not match the "
             f"trailing dimensions of the input shape {tuple(x.shape)}"
         )
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != tuple(normalized_shape):
-            raise RuntimeError(f"layer_norm: {name} has shape {tuple(p.shape)}, expected {tuple(normalized_shape)}")
+            raise RuntimeError(f"{op}: {name} has shape {tuple(p.shape)}, expected {tuple(normalized_shape)}")
     if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"layer_norm: input must be float32 or float64, got {x.dtype}")
+        raise TypeError(f"{op}: input must be float32 or float64, got {x.dtype}")
     width = math.prod(normalized_shape)
     if width == 0:
-        raise ValueError(f"layer_norm: normalized_shape {tuple(normalized_shape)} has no entries to normalise")
+        raise ValueError(f"{op}: normalized_shape {tuple(normalized_shape)} has no entries to normalise")
     dtype = np.result_type(*(a for a in (x, weight, bias) if a is not None))
     rows = x.reshape(math.prod(x.shape[: x.ndim - n]), width).astype(dtype, copy=False)
     w = None if weight is None else weight.reshape(width).astype(dtype, copy=False)

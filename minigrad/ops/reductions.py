@@ -1,4 +1,5 @@
-"""Reductions over one axis, several axes or all: sum, mean, var, amax, max(dim)."""
+"""Reductions over one axis, several axes or all: sum, var, amax, max(dim) (mean is a sum divided
+by the count: `Tensor.mean`)."""
 
 import numpy as np
 
@@ -25,24 +26,6 @@ class Sum(Function):
     @staticmethod
     def backward(ctx, g):
         return np.broadcast_to(_regrow(g, ctx.shape, ctx.dims, ctx.keepdim), ctx.shape), None, None
-
-
-class Mean(Function):
-    """out = Σ_dims a / N;  d/da = 1/N broadcast back (N = number of reduced entries)."""
-
-    @staticmethod
-    def forward(ctx, a, dim=None, keepdim=False):
-        if not np.issubdtype(a.dtype, np.floating):
-            raise RuntimeError(f"mean: needs a floating-point tensor, got {a.dtype}")
-        dims = normalize_dims(dim, a.ndim, "mean")
-        ctx.shape, ctx.dims, ctx.keepdim = a.shape, dims, keepdim
-        ctx.count = int(np.prod([a.shape[d] for d in dims]))
-        return np.mean(a, axis=dims, keepdims=keepdim)
-
-    @staticmethod
-    def backward(ctx, g):
-        g = _regrow(g, ctx.shape, ctx.dims, ctx.keepdim) / ctx.count
-        return np.broadcast_to(g, ctx.shape), None, None
 
 
 class Var(Function):

@@ -1,11 +1,10 @@
 """Root-mean-square normalisation over the trailing `normalized_shape` axes (as
 `torch.nn.functional.rms_norm`; Llama's and Qwen2's norm)."""
 
-import math
-
 import numpy as np
 
 from ..autograd import Function
+from .layer_norm import as_rows
 
 
 class RMSNorm(Function):
@@ -18,20 +17,9 @@ class RMSNorm(Function):
 
     @staticmethod
     def forward(ctx, x, normalized_shape, weight=None, eps=1e-6):
-        n = len(normalized_shape)
-        if tuple(x.shape[x.ndim - n:]) != tuple(normalized_shape):
-            raise RuntimeError(
-                f"rms_norm: normalized_shape {tuple(normalized_shape)} does not match the "
-                f"trailing dimensions of the input shape {tuple(x.shape)}"
-            )
-        if weight is not None and tuple(weight.shape) != tuple(normalized_shape):
-            raise RuntimeError(f"rms_norm: weight has shape {tuple(weight.shape)}, expected {tuple(normalized_shape)}")
-        width = math.prod(normalized_shape)
-        dtype = np.result_type(x, weight) if weight is not None else x.dtype
-        rows = x.reshape(math.prod(x.shape[: x.ndim - n]), width).astype(dtype, copy=False)
-        rstd = 1.0 / np.sqrt(np.mean(rows * rows, axis=1, keepdims=True) + dtype.type(eps))
+        rows, w, _ = as_rows(x, normalized_shape, weight, None, op="rms_norm")
+        rstd = 1.0 / np.sqrt(np.mean(rows * rows, axis=1, keepdims=True) + rows.dtype.type(eps))
         normed = rows * rstd
-        w = None if weight is None else weight.reshape(width).astype(dtype, copy=False)
         ctx.rows, ctx.rstd, ctx.weight, ctx.shape, ctx.param_shape = rows, rstd, w, x.shape, tuple(normalized_shape)
         return (normed if w is None else normed * w).reshape(x.shape)
 

@@ -56,18 +56,6 @@ class Expand(Function):
         return g, None
 
 
-class Contiguous(Function):
-    """out = a copy of a in C order;  d/da = g."""
-
-    @staticmethod
-    def forward(ctx, a):
-        return np.ascontiguousarray(a)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g
-
-
 def _has_array_index(index):
     items = index if isinstance(index, tuple) else (index,)
     return any(isinstance(i, (np.ndarray, list)) for i in items)
@@ -150,22 +138,6 @@ class Cat(Function):
     @staticmethod
     def backward(ctx, g):
         return tuple(np.split(g, ctx.bounds, axis=ctx.dim))
-
-
-class Stack(Function):
-    """out = inputs stacked along a new axis `dim`;  d/d(input i) = g[..., i, ...]."""
-
-    @staticmethod
-    def forward(ctx, *arrays, dim=0):
-        shapes = {a.shape for a in arrays}
-        if len(shapes) != 1:
-            raise RuntimeError(f"stack: all inputs need the same shape, got {sorted(shapes)}")
-        ctx.dim = normalize_dim(dim, arrays[0].ndim, "stack", extra=1)
-        return np.stack(arrays, axis=ctx.dim)
-
-    @staticmethod
-    def backward(ctx, g):
-        return tuple(np.moveaxis(g, ctx.dim, 0))
 
 
 class Triangle(Function):

@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 
+from ..nn.utils import zero_grads
 from ..tensor import Tensor
 
 
@@ -37,12 +38,7 @@ class Optimizer:
         self.state = {}
 
     def zero_grad(self, set_to_none=True):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.data[...] = 0
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self):
         raise NotImplementedError

@@ -52,15 +52,17 @@ def test_training_never_changes_the_reference_nor_gives_it_a_gradient(backend_na
 
 
 def count_forwards(model, monkeypatch):
-    """Count calls of `model`'s forward (an instance attribute wraps the class's)."""
+    """Count `model`'s forward passes: calls of `hidden_states`, which `forward` runs too and
+    the log-probs run alone (the head at the counted positions only). An instance attribute
+    wraps the class's method."""
     calls = []
-    forward = model.forward
+    hidden_states = model.hidden_states
 
     def counted(*args, **kwargs):
         calls.append(1)
-        return forward(*args, **kwargs)
+        return hidden_states(*args, **kwargs)
 
-    monkeypatch.setattr(model, "forward", counted, raising=False)
+    monkeypatch.setattr(model, "hidden_states", counted, raising=False)
     return calls
 
 
