@@ -282,3 +282,23 @@ def test_what_data_parallel_refuses(changes, fsdp, message):
     policy, reference = build_models(config, backend=backend("torch"))
     with pytest.raises(ValueError, match=message):
         train_dpo(policy, reference, pairs(8), config, dist=Distributed(object(), 0, 2, fsdp=fsdp))
+
+
+def test_the_installed_script_trains_under_torchrun(tmp_path):
+    """`torchrun --no-python minigrad-dpo train ...`: the console script is the same entry point as
+    `-m dpo`, so it trains data-parallel and rank 0 records the layout."""
+    require_torch()
+    from tests.dpo.dist_worker import CLI_ARGS
+
+    script = shutil.which("minigrad-dpo", path=os.path.dirname(sys.executable))
+    if script is None:
+        pytest.skip("the minigrad-dpo script is not installed beside this Python (pip install -e .)")
+    env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1", "DPO_DIST_TIMEOUT": str(TIMEOUT_S)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(free_port()), "--no-python", script,
+               *CLI_ARGS, "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=90, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["distributed"]["world_size"] == 2 and run["distributed"]["per_rank_batch_size"] == 2
+    assert os.path.isdir(tmp_path / "run" / "checkpoint-2")
