@@ -32,13 +32,14 @@ def counted_token_logprobs(model, batch: PreferenceBatch, backend=None) -> Count
     the head, which is most of its (rows·T, C) @ (C, V) work. The policy's and the
     reference's log-probs both come from here, so they are the same arithmetic.
 
-    Needs the model contract `forward == logits(hidden_states(...))`. `backend` defaults
+    Needs the model contract: `forward(ids, mask, logits_at=(rows, cols))`. `backend` defaults
     to the model's own.
     """
     backend = backend or type(model).backend
-    hidden = model.hidden_states(backend.tensor(batch.input_ids), backend.tensor(batch.attention_mask))
     rows, cols = np.nonzero(batch.loss_mask)
-    logits = model.logits(hidden[backend.tensor(rows), backend.tensor(cols)])
+    # through model(...), not model.hidden_states: DDP and FSDP act in the forward's hooks
+    logits = model(backend.tensor(batch.input_ids), backend.tensor(batch.attention_mask),
+                   logits_at=(backend.tensor(rows), backend.tensor(cols)))
     picked = backend.F.token_logprobs(logits, backend.tensor(batch.targets[rows, cols]), ignore_index=IGNORE_INDEX)
     # back to (rows, T): position n of the counted ones, or the appended 0 where nothing counts
     slot = np.full(batch.targets.shape, len(rows), dtype=np.int64)

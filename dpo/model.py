@@ -22,7 +22,7 @@ import numpy as np
 
 from backends import ModelDefinition
 
-from .model_inputs import check_inputs, key_mask_of
+from .model_inputs import at_positions, check_inputs, key_mask_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,13 +156,14 @@ class TinyGPT(ModelDefinition):
         return copy_adapters(self, copy)
 
     # ---- forward -------------------------------------------------------------------
-    def forward(self, ids, attention_mask=None, cache=None):
+    def forward(self, ids, attention_mask=None, cache=None, logits_at=None):
         """Logits (B, T, vocab) for token ids (B, T); `attention_mask` (B, T), 1 for
         tokens and 0 for right padding, is optional; `cache` a dpo.kv_cache.KVCache
-        (generation). One error per bad input: ids not (B, T) int64, T > max_len, an
-        id outside the vocabulary, a mask of another shape. Equal to
+        (generation); `logits_at` (rows, cols) int64 tensors: the logits (N, vocab) at
+        those N positions only. One error per bad input: ids not (B, T) int64, T > max_len,
+        an id outside the vocabulary, a mask of another shape. Equal to
         `logits(hidden_states(ids, attention_mask, cache))`."""
-        return self.logits(self.hidden_states(ids, attention_mask, cache))
+        return self.logits(at_positions(self.hidden_states(ids, attention_mask, cache), logits_at))
 
     def logits(self, hidden):
         """The LM head: (..., hidden) -> (..., vocab). A caller that needs the logits at

@@ -55,3 +55,12 @@ def key_mask_of(attention_mask):
     """bool (B, 1, 1, T), True for keys that are tokens, or None. With right padding a
     token only attends to earlier tokens, so this changes only padded positions."""
     return None if attention_mask is None else (attention_mask != 0)[:, None, None, :]
+
+
+def at_positions(hidden, logits_at):
+    """hidden (B, T, C) -> (N, C) at `logits_at` = (rows, cols), or unchanged for None. It sits
+    inside `forward` so that a wrapped model (DDP, FSDP) runs its forward hooks around it."""
+    if logits_at is None:
+        return hidden
+    rows, cols = logits_at
+    return hidden[rows, cols]

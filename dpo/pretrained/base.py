@@ -23,6 +23,7 @@ import numpy as np
 
 from backends import ModelDefinition
 
+from ..model_inputs import at_positions
 from . import files
 from .files import PretrainedError
 
@@ -37,10 +38,11 @@ class PretrainedCausalLM(ModelDefinition):
     architecture = ""
 
     # ---- the forward contract -----------------------------------------------------------
-    def forward(self, ids, attention_mask=None, cache=None):
+    def forward(self, ids, attention_mask=None, cache=None, logits_at=None):
         """Logits (B, T, vocab) for token ids (B, T); `attention_mask` (B, T), 1 for tokens,
-        0 for right padding; `cache` a dpo.kv_cache.KVCache (generation)."""
-        return self.logits(self.hidden_states(ids, attention_mask, cache))
+        0 for right padding; `cache` a dpo.kv_cache.KVCache (generation); `logits_at`
+        (rows, cols) int64 tensors: the logits (N, vocab) at those N positions only."""
+        return self.logits(at_positions(self.hidden_states(ids, attention_mask, cache), logits_at))
 
     def positions(self, T, cache, attention_mask=None):
         """(B or 1, T) int64 NumPy positions: 0..T-1, or the cache's per-row positions."""
