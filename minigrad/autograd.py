@@ -79,8 +79,9 @@ def enable_grad(func=None):
 
 
 # The one dispatch table: a core op (Function subclass) -> a faster Function with the same
-# inputs, outputs and options that `apply` runs instead. Filled and emptied by minigrad.accel;
-# empty, every op runs its own NumPy code.
+# inputs, outputs and options that `apply` runs instead; likewise a core in-place update
+# function (minigrad.optim.adam.adam_update) -> a faster one with the same arguments and effect.
+# Filled and emptied by minigrad.accel; empty, everything runs its own NumPy code.
 _faster: dict = {}
 
 
@@ -150,9 +151,9 @@ class Function:
         return Tensor._wrap(out, True, ctx)
 
     def release(self):
-        """Free what forward saved (the graph's memory), keeping the structure."""
+        """Free what forward saved and the links to its inputs (the graph's memory)."""
         self.__dict__.clear()
-        self.released = True
+        self.parents, self.released = (), True
 
     def __repr__(self):
         return f"<{type(self).__name__}Backward>"
@@ -184,8 +185,7 @@ def _topological_order(root):
 
 
 def _store_grad(tensor, grad):
-    """Accumulate into `tensor.grad`; the first store copies, because `grad` may be an
-    array that an op saved or returned elsewhere."""
+    """Accumulate into `tensor.grad`; the first store copies (`grad` may be an array an op keeps)."""
     from .tensor import Tensor
 
     if tensor.grad is None:
@@ -223,8 +223,11 @@ def run_backward(root, gradient=None, retain_graph=False):
             )
         seed = seed.astype(root.dtype, copy=False)
 
-    grads = {id(root): seed}  # id(tensor) -> the sum of the gradients it has received so far
-    for node in reversed(_topological_order(root)):
+    # grads: id(tensor) -> the sum of the gradients it has received so far. Nodes are popped off
+    # the order, so a tensor and its data are freed once the nodes using it are done.
+    grads, order = {id(root): seed}, _topological_order(root)
+    while order:
+        node = order.pop()
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
@@ -239,8 +242,7 @@ def run_backward(root, gradient=None, retain_graph=False):
                 "after the first backward; pass retain_graph=True to the first call"
             )
         input_grads = type(fn).backward(fn, grad)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
+        input_grads = input_grads if isinstance(input_grads, tuple) else (input_grads,)
         if len(input_grads) != len(fn.parents):
             raise RuntimeError(
                 f"{type(fn).__name__}.backward returned {len(input_grads)} gradient(s) for "

@@ -2,7 +2,8 @@
 the numba kernels beside this file. Same inputs, options, checks and saved-value
 contract as the core op; the kernel modules (and numba) are imported on first use.
 
-`ACCELERATED` is what `minigrad.accel` puts in the core's dispatch table.
+`ACCELERATED` is what `minigrad.accel` puts in the core's dispatch table: these ops, and
+the optimizer's Adam update (`adam_update`).
 """
 
 import importlib
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..autograd import is_grad_enabled
 from ..ops import attention, embedding, layer_norm, log_softmax, pointwise, token_logprobs
+from ..optim import adam
 
 
 def _kernels(name):
@@ -102,5 +104,14 @@ class GELU(pointwise.GELU):
         return out
 
 
+def adam_update(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):
+    """`minigrad.optim.adam.adam_update` in one parallel pass (accel/adamw.py); the core's
+    code where the arrays do not fit the kernel (mixed dtypes, non-contiguous)."""
+    kernels = _kernels("adamw")
+    update = kernels.update if kernels.usable(p, g, m, v) else adam.adam_update
+    update(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled)
+
+
 ACCELERATED = {cls.__mro__[1]: cls for cls in (
     ScaledDotProductAttention, Embedding, LayerNorm, LogSoftmax, TokenLogprobs, GELU)}
+ACCELERATED[adam.adam_update] = adam_update

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from ..autograd import _faster
 from .optimizer import Optimizer
 
 
@@ -25,26 +26,28 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def step(self):
+        update = _faster.get(adam_update, adam_update)  # the accelerator's one-pass kernel, when registered
         for group in self.param_groups:
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p, g, state in self._params_with_grad(group):
                 if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
                 state["step"] += 1
-                t = state["step"]
-                if wd and self.decoupled:
-                    p.data *= 1 - lr * wd
-                elif wd:
-                    g = g + wd * p.data
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m += (1 - b1) * (g - m)
-                v *= b2
-                v += (1 - b2) * g * g
-                step_size = lr / (1 - b1**t)
-                denom = np.sqrt(v) / math.sqrt(1 - b2**t) + eps
-                p.data -= step_size * (m / denom)
+                update(p.data, g, state["exp_avg"], state["exp_avg_sq"], state["step"], lr, b1, b2, eps, wd,
+                       self.decoupled)
+
+
+def adam_update(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):
+    """One parameter's Adam (AdamW when `decoupled`) update at step t, in place on the arrays
+    p, m, v; `g` is only read. The reference of the accelerator's kernel (minigrad.accel)."""
+    if wd and decoupled:
+        p *= 1 - lr * wd
+    elif wd:
+        g = g + wd * p
+    m += (1 - b1) * (g - m)
+    v *= b2
+    v += (1 - b2) * g * g
+    p -= lr / (1 - b1**t) * (m / (np.sqrt(v) / math.sqrt(1 - b2**t) + eps))
 
 
 class AdamW(Adam):
