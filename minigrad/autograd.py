@@ -241,6 +241,7 @@ def run_backward(root, gradient=None, retain_graph=False):
                 "backward() through a graph a second time: its saved values were freed "
                 "after the first backward; pass retain_graph=True to the first call"
             )
+        fn.releasing = not retain_graph  # what it saved is freed after: its backward may reuse those arrays
         input_grads = type(fn).backward(fn, grad)
         input_grads = input_grads if isinstance(input_grads, tuple) else (input_grads,)
         if len(input_grads) != len(fn.parents):

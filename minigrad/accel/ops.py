@@ -8,6 +8,7 @@ the optimizer's Adam update (`adam_update`).
 
 import importlib
 import math
+import sys
 
 import numpy as np
 
@@ -90,7 +91,31 @@ class TokenLogprobs(token_logprobs.TokenLogprobs):
     @staticmethod
     def backward(ctx, g):
         logits, targets, lse = ctx.saved
-        return _kernels("token_logprobs").backward(logits, targets, lse, g, ctx.ignore_index)
+        into = _only_the_graph_holds(ctx, logits)
+        return _kernels("token_logprobs").backward(logits, targets, lse, g, ctx.ignore_index, into_logits=into)
+
+
+def _only_the_graph_holds(ctx, array):
+    """True when the gradient may be written over `array`, the op's first input as saved in
+    ctx.saved: the engine frees ctx after this backward (ctx.releasing, no retain_graph), the
+    array is C-contiguous and writable, and nothing outside the graph holds its memory.
+    CPython reference counts: the input tensor is held only by this node's parents and the
+    engine's pending order (minigrad.autograd.run_backward), the array only by that tensor,
+    ctx.saved and the two frames here, and its memory is its own or that of a base array
+    held by it alone (a Linear's output is a reshaped view of its matmul's result); any
+    other holder (the user's variable, another node, another view, a detached tensor
+    sharing it) makes a count higher."""
+    tensor, base = ctx.parents[0], array.base
+    return (getattr(ctx, "releasing", False) and tensor is not None and tensor.data is array
+            and array.flags.c_contiguous and array.flags.writeable
+            and sys.getrefcount(tensor) == _TENSOR_REFS and sys.getrefcount(array) == _ARRAY_REFS
+            and (base is None or (type(base) is np.ndarray and base.base is None
+                                  and sys.getrefcount(base) == _BASE_REFS)))
+
+
+_TENSOR_REFS = 4  # ctx.parents, the engine's order, `tensor` above, getrefcount's argument
+_ARRAY_REFS = 5  # ctx.saved, tensor.data, the caller's `logits`, `array` above, getrefcount's argument
+_BASE_REFS = 3  # array.base, `base` above, getrefcount's argument
 
 
 class GELU(pointwise.GELU):

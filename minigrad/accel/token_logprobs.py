@@ -1,7 +1,7 @@
 """numba kernels of `minigrad.ops.token_logprobs.TokenLogprobs`: the math is the core op's.
 They stream each row, in parallel over rows, build no (..., V) temporary in forward
-and one (..., V) gradient in backward, and skip ignored rows (their lse is 0, as in
-the core op).
+and one (..., V) gradient in backward (none where the logits' memory may take it), and
+skip ignored rows (their lse is 0, as in the core op).
 """
 
 import math
@@ -60,9 +60,12 @@ def forward(logits, targets, ignore_index):
     return out.reshape(targets.shape), lse.reshape(targets.shape)
 
 
-def backward(logits, targets, lse, grad, ignore_index):
+def backward(logits, targets, lse, grad, ignore_index, into_logits=False):
+    """d logits; with `into_logits` (the caller's promise that nothing reads the logits after,
+    and that they are a C-contiguous writable array) written over the logits' own memory:
+    each entry is read before it is written, in the same iteration."""
     rows = _flat(logits, logits.dtype, logits.shape[-1])
-    dx = np.empty(rows.shape, dtype=logits.dtype)
+    dx = rows if into_logits else np.empty(rows.shape, dtype=logits.dtype)
     dtype = logits.dtype
     _backward_rows(rows, _flat(targets, np.int64), ignore_index, _flat(lse, dtype), _flat(grad, dtype), dx)
     return dx.reshape(logits.shape)

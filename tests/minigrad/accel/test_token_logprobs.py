@@ -179,3 +179,65 @@ def test_numba_forward_builds_no_vocab_sized_array_and_backward_one():
 def test_bad_input_raises_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def _head_logprobs(rng, rows=64, width=16, vocab=32_000):
+    """w (vocab, width) leaf, x (rows, width) and targets: an LM head, F.linear(x, w), then the op
+    (the Linear's output is a reshaped view of its matmul's result, held by nothing else)."""
+    w = leaf(rng.standard_normal((vocab, width)) * 0.1)
+    return w, minigrad.tensor(rng.standard_normal((rows, width))), _targets(rng, (rows,), vocab)
+
+
+def _core_grad(w, x, targets):
+    with minigrad.accel.kernel_mode("numpy"):
+        w2 = leaf(w.data.copy())
+        F.token_logprobs(F.linear(x, w2), minigrad.tensor(targets)).sum().backward()
+    return w2.grad.data
+
+
+def test_backward_writes_into_logits_that_nothing_else_holds():
+    """The logits' memory takes their gradient when only the graph holds them: no second
+    (rows, V) array during backward, and the same weight gradient as the core op's."""
+    rng = np.random.default_rng(7)
+    w, x, targets = _head_logprobs(rng)
+    with minigrad.accel.kernel_mode("numba"):
+        F.token_logprobs(F.linear(x, w), minigrad.tensor(targets)).sum().backward()  # compiles, untimed
+        w.grad = None
+        loss = F.token_logprobs(F.linear(x, w), minigrad.tensor(targets)).sum()
+        logits_bytes = 64 * 32_000 * 8
+        peak = _peak_bytes(loss.backward)
+    assert peak < 0.6 * logits_bytes, f"backward peak {peak} bytes: the logits' gradient got its own array"
+    assert_close(w.grad.data, _core_grad(w, x, targets), REFERENCE_ATOL, "d w (logits' memory reused)")
+
+
+@pytest.mark.parametrize("holder", ["variable", "detached_alias", "view", "base", "retain_graph"])
+def test_backward_leaves_logits_that_something_else_holds(holder):
+    """Held by the user (the tensor, a detached tensor sharing its memory, a view of its
+    array or of its base array) or needed again (retain_graph): the logits keep their values, the gradient is
+    the core op's, and a second backward through a retained graph gives it again."""
+    rng = np.random.default_rng(8)
+    w, x, targets = _head_logprobs(rng, rows=8, vocab=50)
+    with minigrad.accel.kernel_mode("numba"):
+        logits = F.linear(x, w)
+        assert logits.data.base is not None, "the base case below needs the Linear's reshaped view"
+        before = logits.data.copy()
+        loss = F.token_logprobs(logits, minigrad.tensor(targets)).sum()
+        kept = {"detached_alias": logits.detach, "view": lambda: logits.data[:2],
+                "base": lambda: logits.data.base}.get(holder, lambda: None)()
+        if holder != "variable":
+            del logits
+        loss.backward(retain_graph=holder == "retain_graph")
+        if holder == "retain_graph":
+            first = w.grad.data.copy()
+            loss.backward()
+            assert_close(w.grad.data, 2 * first, REFERENCE_ATOL, "second backward through the retained graph")
+            w.grad.data[...] = first
+    assert_close(w.grad.data, _core_grad(w, x, targets), REFERENCE_ATOL, f"d w ({holder})")
+    if holder == "variable":  # the only other holder is `logits` itself
+        np.testing.assert_array_equal(logits.data, before)
+    elif holder == "detached_alias":
+        np.testing.assert_array_equal(kept.data, before)
+    elif holder == "view":
+        np.testing.assert_array_equal(kept, before[:2])
+    elif holder == "base":
+        np.testing.assert_array_equal(kept.reshape(before.shape), before)
