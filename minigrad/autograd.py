@@ -251,8 +251,7 @@ def run_backward(root, gradient=None, retain_graph=False):
             )
         for parent, needed, g in zip(fn.parents, fn.needs_input_grad, input_grads):
             if needed and g is not None:
-                g = sum_to_shape(g, parent.shape).astype(parent.dtype, copy=False)
-                key = id(parent)
+                g, key = sum_to_shape(g, parent.shape).astype(parent.dtype, copy=False), id(parent)
                 grads[key] = g if key not in grads else grads[key] + g
         if not retain_graph:
             fn.release()

@@ -20,8 +20,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     Returns the total norm before clipping (a 0-d tensor), as torch does; the
     scale is max_norm / (total + 1e-6), applied only when below 1.
     """
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
+    parameters = [parameters] if isinstance(parameters, Tensor) else parameters
     grads = [p.grad.data for p in parameters if p.grad is not None]
     if not grads:
         return Tensor(np.zeros((), dtype=np.float32))  # torch: a float32 zero
