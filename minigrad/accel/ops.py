@@ -119,14 +119,24 @@ _BASE_REFS = 3  # array.base, `base` above, getrefcount's argument
 
 
 class GELU(pointwise.GELU):
+    """Keeps its input, not the slope: backward runs the kernel again for the slope, so the
+    graph holds no second array of the input's size (the input is held anyway, as the output
+    of the op before; torch's GELU keeps its input too)."""
+
     @staticmethod
     def forward(ctx, a, approximate="none"):
         if approximate not in ("none", "tanh"):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         if a.dtype not in (np.float32, np.float64):
             raise TypeError(f"gelu: input must be a float32 or float64 array, got {a.dtype}")
-        out, ctx.slope = _kernels("gelu").forward(a, approximate, is_grad_enabled())
+        out, _ = _kernels("gelu").forward(a, approximate, False)
+        ctx.a, ctx.approximate = (a if is_grad_enabled() else None), approximate
         return out
+
+    @staticmethod
+    def backward(ctx, g):
+        _, slope = _kernels("gelu").forward(ctx.a, ctx.approximate, True)
+        return (np.multiply(g, slope, out=slope) if g.dtype == slope.dtype else g * slope), None
 
 
 def adam_update(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):

@@ -190,13 +190,17 @@ def test_matches_torch(name, approximate, dtype, kernel_mode, torch):
 
 
 def test_backward_keeps_one_array_and_none_outside_grad_mode():
-    """The op keeps the slope (one array of x's size) for backward, nothing else; under
-    no_grad the kernel is not asked for the slope."""
+    """For backward the core op keeps the slope (one array of x's size), the accelerated op
+    only x's own array (held by the graph anyway), nothing else; under no_grad the kernel is
+    not asked for the slope."""
     x = leaf(np.random.default_rng(5).standard_normal((6, 5)))
-    out = F.gelu(x)
-    assert isinstance(out.grad_fn, GELU)
-    saved = {k: v for k, v in vars(out.grad_fn).items() if isinstance(v, np.ndarray)}
-    assert list(saved) == ["slope"] and saved["slope"].shape == x.shape
+    for mode, name in (("numpy", "slope"), ("numba", "a")):
+        with kernels.kernel_mode(mode):
+            out = F.gelu(x)
+        assert isinstance(out.grad_fn, GELU)
+        saved = {k: v for k, v in vars(out.grad_fn).items() if isinstance(v, np.ndarray)}
+        assert list(saved) == [name] and saved[name].shape == x.shape, f"{mode}: saved {list(saved)}"
+    assert saved["a"] is x.data
     with minigrad.no_grad():
         ctx = GELU()
         GELU.forward(ctx, x.data)
