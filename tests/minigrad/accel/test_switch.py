@@ -2,6 +2,7 @@
 kernel_mode pick the path at call time; an op's backward belongs to its forward's path;
 importing minigrad imports no numba; the core runs with numba absent."""
 
+import inspect
 import json
 import os
 import pathlib
@@ -107,7 +108,12 @@ def test_importing_minigrad_imports_no_numba():
 def test_one_dispatch_table_with_a_replacement_per_accelerated_op():
     assert autograd._faster == accelerated.ACCELERATED
     for core, fast in accelerated.ACCELERATED.items():
-        assert issubclass(fast, core) and core.__module__.startswith("minigrad.ops.")
+        if isinstance(core, type):  # an op: its faster subclass
+            assert issubclass(fast, core) and core.__module__.startswith("minigrad.ops."), core
+        else:  # an optimizer's in-place update: a function of the same name and arguments
+            assert core.__module__.startswith("minigrad.optim.") and fast.__name__ == core.__name__, core
+            assert inspect.signature(fast) == inspect.signature(core), core
+    assert sum(not isinstance(core, type) for core in accelerated.ACCELERATED) == 1  # Adam's update
     with accel.kernel_mode("numpy"):
         assert autograd._faster == {}
 
