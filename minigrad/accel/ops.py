@@ -119,9 +119,11 @@ _BASE_REFS = 3  # array.base, `base` above, getrefcount's argument
 
 
 class GELU(pointwise.GELU):
-    """Keeps its input, not the slope: backward runs the kernel again for the slope, so the
-    graph holds no second array of the input's size (the input is held anyway, as the output
-    of the op before; torch's GELU keeps its input too)."""
+    """From GELU_RECOMPUTE_MIN_ELEMENTS entries on, keeps its input, not the slope: backward
+    runs the kernel again for the slope, so the graph holds no second array of the input's
+    size (the input is held anyway, as the output of the op before; torch's GELU keeps its
+    input too). Below it the slope is small next to a step's memory, and keeping it saves
+    that second pass."""
 
     @staticmethod
     def forward(ctx, a, approximate="none"):
@@ -129,14 +131,21 @@ class GELU(pointwise.GELU):
             raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
         if a.dtype not in (np.float32, np.float64):
             raise TypeError(f"gelu: input must be a float32 or float64 array, got {a.dtype}")
-        out, _ = _kernels("gelu").forward(a, approximate, False)
-        ctx.a, ctx.approximate = (a if is_grad_enabled() else None), approximate
+        recompute = is_grad_enabled() and a.size >= GELU_RECOMPUTE_MIN_ELEMENTS
+        out, ctx.slope = _kernels("gelu").forward(a, approximate, is_grad_enabled() and not recompute)
+        if recompute:
+            ctx.a, ctx.approximate = a, approximate
         return out
 
     @staticmethod
     def backward(ctx, g):
-        _, slope = _kernels("gelu").forward(ctx.a, ctx.approximate, True)
-        return (np.multiply(g, slope, out=slope) if g.dtype == slope.dtype else g * slope), None
+        slope, owned = ctx.slope, getattr(ctx, "releasing", False)  # owned: nothing reads ctx.slope after
+        if slope is None:
+            (_, slope), owned = _kernels("gelu").forward(ctx.a, ctx.approximate, True), True
+        return (np.multiply(g, slope, out=slope) if owned and g.dtype == slope.dtype else g * slope), None
+
+
+GELU_RECOMPUTE_MIN_ELEMENTS = 1 << 22
 
 
 def adam_update(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):

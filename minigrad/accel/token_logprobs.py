@@ -46,6 +46,22 @@ def _backward_rows(x, targets, ignore_index, lse, grad, dx):
         out[t] += g
 
 
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _backward_rows_in_place(x, targets, ignore_index, lse, grad):
+    """`_backward_rows` with dx = x, written as one array so that the loop vectorises (the
+    two-array kernel given the same memory twice falls back to scalar code)."""
+    for r in numba.prange(x.shape[0]):
+        t = targets[r]
+        row = x[r]
+        if t == ignore_index:
+            row[:] = 0
+            continue
+        g, m = grad[r], lse[r]
+        for j in range(row.shape[0]):
+            row[j] = -g * exp_nonpositive(row[j] - m)
+        row[t] += g
+
+
 def _flat(a, dtype, width=None):
     """`a` as C-contiguous writable rows (one compiled version: see attention._c_writable)."""
     a = np.require(a, dtype, ("C", "W"))
@@ -62,10 +78,12 @@ def forward(logits, targets, ignore_index):
 
 def backward(logits, targets, lse, grad, ignore_index, into_logits=False):
     """d logits; with `into_logits` (the caller's promise that nothing reads the logits after,
-    and that they are a C-contiguous writable array) written over the logits' own memory:
-    each entry is read before it is written, in the same iteration."""
-    rows = _flat(logits, logits.dtype, logits.shape[-1])
-    dx = rows if into_logits else np.empty(rows.shape, dtype=logits.dtype)
-    dtype = logits.dtype
-    _backward_rows(rows, _flat(targets, np.int64), ignore_index, _flat(lse, dtype), _flat(grad, dtype), dx)
+    and that they are a C-contiguous writable array) written over the logits' own memory."""
+    rows, dtype = _flat(logits, logits.dtype, logits.shape[-1]), logits.dtype
+    args = (rows, _flat(targets, np.int64), ignore_index, _flat(lse, dtype), _flat(grad, dtype))
+    if into_logits:
+        _backward_rows_in_place(*args)
+        return rows.reshape(logits.shape)
+    dx = np.empty(rows.shape, dtype=dtype)
+    _backward_rows(*args, dx)
     return dx.reshape(logits.shape)

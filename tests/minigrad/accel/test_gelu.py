@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import minigrad
 import minigrad.nn.functional as F
 from minigrad import accel as kernels
+from minigrad.accel import ops as accelerated
 from minigrad.ops.pointwise import GELU
 from tests.minigrad.accel.helpers import REFERENCE_ATOL, TORCH_ATOL, assert_close, leaf, non_contiguous, torch_leaf
 
@@ -189,22 +190,46 @@ def test_matches_torch(name, approximate, dtype, kernel_mode, torch):
     assert_close(mine.grad.data, theirs.grad.numpy(), grad_atol, f"{name}: gradient")
 
 
-def test_backward_keeps_one_array_and_none_outside_grad_mode():
-    """For backward the core op keeps the slope (one array of x's size), the accelerated op
-    only x's own array (held by the graph anyway), nothing else; under no_grad the kernel is
-    not asked for the slope."""
+def test_backward_keeps_one_array_and_none_outside_grad_mode(monkeypatch):
+    """For backward the op keeps the slope (one array of x's size), nothing else; the
+    accelerated op from GELU_RECOMPUTE_MIN_ELEMENTS entries on keeps only x's own array
+    (held by the graph anyway). Under no_grad the kernel is not asked for the slope."""
     x = leaf(np.random.default_rng(5).standard_normal((6, 5)))
-    for mode, name in (("numpy", "slope"), ("numba", "a")):
+    for mode, least, name in (("numpy", 1, "slope"), ("numba", x.data.size + 1, "slope"), ("numba", x.data.size, "a")):
+        monkeypatch.setattr(accelerated, "GELU_RECOMPUTE_MIN_ELEMENTS", least)
         with kernels.kernel_mode(mode):
             out = F.gelu(x)
         assert isinstance(out.grad_fn, GELU)
         saved = {k: v for k, v in vars(out.grad_fn).items() if isinstance(v, np.ndarray)}
-        assert list(saved) == [name] and saved[name].shape == x.shape, f"{mode}: saved {list(saved)}"
+        assert list(saved) == [name] and saved[name].shape == x.shape, f"{mode}, {least}: saved {list(saved)}"
     assert saved["a"] is x.data
     with minigrad.no_grad():
         ctx = GELU()
         GELU.forward(ctx, x.data)
         assert ctx.slope is None
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("retain", [False, True])
+def test_slope_computed_again_in_backward_matches_the_kept_one(approximate, retain, monkeypatch):
+    """The accelerated op above the size limit (slope computed again in backward, and the
+    output gradient written into it) gives the same gradient as keeping the slope, bit for
+    bit, and again in a second backward through a retained graph."""
+    x = np.random.default_rng(6).standard_normal((7, 9))
+    grads = {}
+    for least in (x.size + 1, x.size):
+        monkeypatch.setattr(accelerated, "GELU_RECOMPUTE_MIN_ELEMENTS", least)
+        with kernels.kernel_mode("numba"):
+            t = leaf(x.copy())
+            out = F.gelu(t, approximate)
+            g = np.linspace(-2.0, 2.0, x.size).reshape(x.shape)
+            out.backward(gradient=g, retain_graph=retain)
+            if retain:
+                out.backward(gradient=g)
+        grads[least] = t.grad.data
+    np.testing.assert_array_equal(grads[x.size], grads[x.size + 1])
+    core = _gelu_forward(x, approximate, mode="numpy")[1]
+    assert_close(grads[x.size], (2 if retain else 1) * g * core, REFERENCE_ATOL, "gradient with the slope recomputed")
 
 
 @pytest.mark.parametrize(

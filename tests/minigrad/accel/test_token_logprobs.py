@@ -241,3 +241,21 @@ def test_backward_leaves_logits_that_something_else_holds(holder):
         np.testing.assert_array_equal(kept, before[:2])
     elif holder == "base":
         np.testing.assert_array_equal(kept.reshape(before.shape), before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_kernel_equals_the_two_array_kernel(dtype):
+    """backward(..., into_logits=True) returns the logits' own memory holding exactly what the
+    kernel writes into a new array, ignored rows (zeros) included."""
+    from minigrad.accel import token_logprobs
+
+    rng = np.random.default_rng(9)
+    logits = (rng.standard_normal((2, 5, 300)) * 4).astype(dtype)
+    targets = _targets(rng, (2, 5), 300, ignored=0.3)
+    g = rng.standard_normal((2, 5)).astype(dtype)
+    _, lse = token_logprobs.forward(logits, targets, -100)
+    expected = token_logprobs.backward(logits, targets, lse, g, -100)
+    buffer = logits.copy()
+    got = token_logprobs.backward(buffer, targets, lse, g, -100, into_logits=True)
+    assert np.shares_memory(got, buffer) and got.shape == logits.shape
+    np.testing.assert_array_equal(got, expected)
