@@ -88,11 +88,13 @@ def _heads(a, writeable=False):
     return flat, np.array(strides, dtype=np.int64)
 
 
-# Products: each call of `matmul_tiled` names its mode as a constant, one call per
-# mode (`if is_causal: matmul_tiled(.., LOWER_A) else: matmul_tiled(.., FULL)`). LLVM
-# inlines `matmul_tiled` at each call, and with a constant mode its tests of `mode`
-# fold away, leaving inner loops LLVM vectorises well; a mode chosen at run time
-# (`LOWER_A if is_causal else FULL`) keeps its tests inside the loops.
+# Products: each call of `matmul_tiled` names its triangle (`mode`) as a constant, so
+# that numba compiles a copy of the product for that triangle alone (a mode chosen at run
+# time keeps its tests inside the inner loops). The causal flag is a constant too: the
+# loops are built once per flag (`_forward_loop_for(True)`, ...), as closures over the
+# flag and their products' modes, so numba prunes the other flag's branches before it
+# compiles anything, and compiles only the loop a call needs. (numba caches each closure
+# apart: the cache key includes the values it closes over.)
 
 # Offsets into the flat views are unsigned: with a signed index numba checks each
 # access for a negative (wrap-around) index, and the copy loops do not vectorise.
@@ -148,83 +150,81 @@ def _store_head(src, flat, strides, b, h):
             flat[at + np.uint64(e)] = row[e]
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, has_padding, bias, has_bias, is_causal, scale, of, os_,
-                  probs):
-    B, H, L, S = probs.shape
-    one = probs.dtype.type(1)
-    for bh in numba.prange(B * H):
-        b, h = bh // H, bh % H
-        q_h = np.empty((L, D), dtype=probs.dtype)
-        k_t = np.empty((D, S), dtype=probs.dtype)
-        v_h = np.empty((S, Dv), dtype=probs.dtype)
-        o_h = np.empty((L, Dv), dtype=probs.dtype)
-        _load_head(qf, qs, b, h, q_h)
-        _load_head_transposed(kf, ks, b, h, k_t)
-        _load_head(vf, vs, b, h, v_h)
-        p = probs[b, h]
-        if is_causal:  # p = q kᵀ · scale (one call per mode: see 'Products' above)
-            matmul_tiled(q_h, k_t, p, scale, LOWER_OUT)
-        else:
-            matmul_tiled(q_h, k_t, p, scale, FULL)
-        if has_padding or has_bias:
-            _mask_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, is_causal)
-        if is_causal:  # P = softmax(scores)
-            _softmax_rows(p, True)
-        else:
-            _softmax_rows(p, False)
-        if is_causal:  # out = P v
-            matmul_tiled(p, v_h, o_h, one, LOWER_A)
-        else:
-            matmul_tiled(p, v_h, o_h, one, FULL)
-        _store_head(o_h, of, os_, b, h)
+def _forward_loop_for(is_causal):
+    """The forward loop over (batch, head) with the causal flag fixed."""
+    scores_mode, out_mode = (LOWER_OUT, LOWER_A) if is_causal else (FULL, FULL)
+
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+    def forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, has_padding, bias, has_bias, scale, of, os_, probs):
+        B, H, L, S = probs.shape
+        one = probs.dtype.type(1)
+        for bh in numba.prange(B * H):
+            b, h = bh // H, bh % H
+            q_h = np.empty((L, D), dtype=probs.dtype)
+            k_t = np.empty((D, S), dtype=probs.dtype)
+            v_h = np.empty((S, Dv), dtype=probs.dtype)
+            o_h = np.empty((L, Dv), dtype=probs.dtype)
+            _load_head(qf, qs, b, h, q_h)
+            _load_head_transposed(kf, ks, b, h, k_t)
+            _load_head(vf, vs, b, h, v_h)
+            p = probs[b, h]
+            matmul_tiled(q_h, k_t, p, scale, scores_mode)  # p = q kᵀ · scale
+            if has_padding or has_bias:
+                _mask_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, is_causal)
+            _softmax_rows(p, is_causal)  # P = softmax(scores)
+            matmul_tiled(p, v_h, o_h, one, out_mode)  # out = P v
+            _store_head(o_h, of, os_, b, h)
+
+    return forward_loop
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _backward_loop(qf, qs, kf, ks, vf, vs, of, os_, gf, gs, D, Dv, probs, is_causal, scale, dqf, dqs, dkf, dks,
-                   dvf, dvs):
-    B, H, L, S = probs.shape
-    one = probs.dtype.type(1)
-    for bh in numba.prange(B * H):
-        b, h = bh // H, bh % H
-        q_h = np.empty((L, D), dtype=probs.dtype)
-        k_h = np.empty((S, D), dtype=probs.dtype)
-        v_t = np.empty((Dv, S), dtype=probs.dtype)
-        o_h = np.empty((L, Dv), dtype=probs.dtype)
-        g = np.empty((L, Dv), dtype=probs.dtype)
-        ds = np.empty((L, S), dtype=probs.dtype)
-        dv_t = np.empty((Dv, S), dtype=probs.dtype)
-        dk_t = np.empty((D, S), dtype=probs.dtype)
-        dq_h = np.empty((L, D), dtype=probs.dtype)
-        _load_head(qf, qs, b, h, q_h)
-        _load_head(kf, ks, b, h, k_h)
-        _load_head_transposed(vf, vs, b, h, v_t)
-        _load_head(of, os_, b, h, o_h)
-        _load_head(gf, gs, b, h, g)
-        p = probs[b, h]
-        if is_causal:  # ds = dP = g vᵀ (one call per mode: see 'Products' above)
-            matmul_tiled(g, v_t, ds, one, LOWER_OUT)
-        else:
-            matmul_tiled(g, v_t, ds, one, FULL)
-        for i in range(L):  # dS = P ∘ (dP - Δ) · scale, Δ_i = g_i · out_i; causal: 0 past the diagonal
-            delta = dot(g[i], o_h[i], 0, Dv)
-            end = min(i + 1, S) if is_causal else S
-            p_row, ds_row = p[i], ds[i]
-            for j in range(end):
-                ds_row[j] = p_row[j] * (ds_row[j] - delta) * scale
-            for t in range(S - end):  # stored zeros: the products below read whole rows
-                ds_row[end + t] = 0
-        if is_causal:
-            matmul_tiled(g.T, p, dv_t, one, LOWER_B)  # dvᵀ = gᵀ P
-            matmul_tiled(q_h.T, ds, dk_t, one, LOWER_B)  # dkᵀ = qᵀ dS
-            matmul_tiled(ds, k_h, dq_h, one, LOWER_A)  # dq = dS k
-        else:
-            matmul_tiled(g.T, p, dv_t, one, FULL)
-            matmul_tiled(q_h.T, ds, dk_t, one, FULL)
-            matmul_tiled(ds, k_h, dq_h, one, FULL)
-        _store_head_transposed(dv_t, dvf, dvs, b, h)
-        _store_head_transposed(dk_t, dkf, dks, b, h)
-        _store_head(dq_h, dqf, dqs, b, h)
+def _backward_loop_for(is_causal):
+    """The backward loop over (batch, head) with the causal flag fixed."""
+    dp_mode, dvk_mode, dq_mode = (LOWER_OUT, LOWER_B, LOWER_A) if is_causal else (FULL, FULL, FULL)
+
+    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+    def backward_loop(qf, qs, kf, ks, vf, vs, of, os_, gf, gs, D, Dv, probs, scale, dqf, dqs, dkf, dks, dvf, dvs):
+        B, H, L, S = probs.shape
+        one = probs.dtype.type(1)
+        for bh in numba.prange(B * H):
+            b, h = bh // H, bh % H
+            q_h = np.empty((L, D), dtype=probs.dtype)
+            k_h = np.empty((S, D), dtype=probs.dtype)
+            v_t = np.empty((Dv, S), dtype=probs.dtype)
+            o_h = np.empty((L, Dv), dtype=probs.dtype)
+            g = np.empty((L, Dv), dtype=probs.dtype)
+            ds = np.empty((L, S), dtype=probs.dtype)
+            dv_t = np.empty((Dv, S), dtype=probs.dtype)
+            dk_t = np.empty((D, S), dtype=probs.dtype)
+            dq_h = np.empty((L, D), dtype=probs.dtype)
+            _load_head(qf, qs, b, h, q_h)
+            _load_head(kf, ks, b, h, k_h)
+            _load_head_transposed(vf, vs, b, h, v_t)
+            _load_head(of, os_, b, h, o_h)
+            _load_head(gf, gs, b, h, g)
+            p = probs[b, h]
+            matmul_tiled(g, v_t, ds, one, dp_mode)  # ds = dP = g vᵀ
+            for i in range(L):  # dS = P ∘ (dP - Δ) · scale, Δ_i = g_i · out_i; causal: 0 past the diagonal
+                delta = dot(g[i], o_h[i], 0, Dv)
+                end = min(i + 1, S) if is_causal else S
+                p_row, ds_row = p[i], ds[i]
+                for j in range(end):
+                    ds_row[j] = p_row[j] * (ds_row[j] - delta) * scale
+                for t in range(S - end):  # stored zeros: the products below read whole rows
+                    ds_row[end + t] = 0
+            matmul_tiled(g.T, p, dv_t, one, dvk_mode)  # dvᵀ = gᵀ P
+            matmul_tiled(q_h.T, ds, dk_t, one, dvk_mode)  # dkᵀ = qᵀ dS
+            matmul_tiled(ds, k_h, dq_h, one, dq_mode)  # dq = dS k
+            _store_head_transposed(dv_t, dvf, dvs, b, h)
+            _store_head_transposed(dk_t, dkf, dks, b, h)
+            _store_head(dq_h, dqf, dqs, b, h)
+
+    return backward_loop
+
+
+# created now, compiled on their first call (only the flags that run)
+_FORWARD_LOOPS = {flag: _forward_loop_for(flag) for flag in (False, True)}
+_BACKWARD_LOOPS = {flag: _backward_loop_for(flag) for flag in (False, True)}
 
 
 def _c_writable(a, dtype):
@@ -245,8 +245,8 @@ def forward(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
     out = np.empty((B, H, L, Dv), dtype=dtype)
     probs = np.empty((B, H, L, S), dtype=dtype)  # every entry written (causal: 0 above the diagonal)
-    _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias, bool(is_causal),
-                  dtype.type(scale), *_heads(out, writeable=True), probs)
+    _FORWARD_LOOPS[bool(is_causal)](*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias,
+                                    dtype.type(scale), *_heads(out, writeable=True), probs)
     return out, probs
 
 
@@ -254,7 +254,7 @@ def backward(q, k, v, out, probs, grad_out, is_causal, scale):
     dtype = q.dtype
     probs = _c_writable(probs, dtype)
     dq, dk, dv = (np.empty(a.shape, dtype=dtype) for a in (q, k, v))
-    _backward_loop(*_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
-                   *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs, bool(is_causal),
-                   dtype.type(scale), *_heads(dq, True), *_heads(dk, True), *_heads(dv, True))
+    _BACKWARD_LOOPS[bool(is_causal)](*_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
+                                     *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs,
+                                     dtype.type(scale), *_heads(dq, True), *_heads(dk, True), *_heads(dv, True))
     return dq, dk, dv

@@ -1,21 +1,25 @@
 """The attention kernels' products (`minigrad.accel.tiles`): `matmul_tiled`, on its
-register tiles (`register_tile.py`) and on the fallback `matmul_small`, against NumPy in
-every causal mode, at shapes that fill whole tiles, leave edges, or are smaller than
-one tile, with a non-contiguous `a`."""
+register tiles (`register_tile.py`), against NumPy in every causal mode, at shapes that
+fill whole tiles, leave edges, or are smaller than one tile (a partial tile), with a
+non-contiguous `a`."""
 
 import numpy as np
 import pytest
 
 pytest.importorskip("numba")
 
+from numba.core.errors import TypingError  # noqa: E402
+
 from minigrad.accel.register_tile import TILE_COLS, TILE_ROWS  # noqa: E402
-from minigrad.accel.tiles import FULL, LOWER_A, LOWER_B, LOWER_OUT, matmul_small, matmul_tiled  # noqa: E402
+from minigrad.accel.tiles import FULL, LOWER_A, LOWER_B, LOWER_OUT, matmul_tiled  # noqa: E402
 
 SHAPES = [  # (M, K, N)
     (TILE_ROWS, 16, TILE_COLS),  # exactly one tile
     (96, 16, 96), (96, 96, 16),  # TinyGPT's q kᵀ and P v: whole tiles
     (79, 16, 79), (79, 79, 16), (17, 33, 40),  # edges: the last tiles shifted back
-    (3, 5, 7), (TILE_ROWS, 8, TILE_COLS - 1),  # smaller than a tile: matmul_small
+    (3, 5, 7), (TILE_ROWS, 8, TILE_COLS - 1),  # smaller than a tile: one partial tile
+    (1, 16, 40), (1, 40, 16), (1, 1, 1),  # one query row (generation with a cache)
+    (5, 16, 40), (40, 7, 9), (40, 16, 5),  # fewer rows, or fewer columns, than a tile: partial tiles
 ]
 MODES = {"full": FULL, "lower_out": LOWER_OUT, "lower_a": LOWER_A, "lower_b": LOWER_B}
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-12}
@@ -47,22 +51,26 @@ def test_matmul_tiled_matches_numpy(shape, mode, dtype):
     assert np.abs(c - expected).max() <= TOLERANCE[dtype], f"{mode} {shape} {dtype.__name__}"
 
 
-def test_matmul_tiled_agrees_with_matmul_small_in_float64():
-    """The two forms sum in different orders; in float64 they agree to rounding."""
-    rng = np.random.default_rng(1)
-    a, b = _operands(rng, 96, 96, 64, LOWER_A, np.float64)
-    tiled, rows = np.empty((96, 64)), np.empty((96, 64))
-    matmul_tiled(a, b, tiled, 1.0, LOWER_A)
-    matmul_small(a, b, rows, 1.0, LOWER_A)
-    assert np.abs(tiled - rows).max() <= 1e-12
+@pytest.mark.parametrize("shape", [(3, 5, 7), (1, 16, 40), (40, 16, 5), (17, 33, 40)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_matmul_tiled_writes_nothing_past_c(shape):
+    """A partial tile's missing rows and columns are never stored: c is the start of a
+    longer buffer whose tail must keep its NaNs."""
+    M, K, N = shape
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((M, K)), rng.standard_normal((K, N))
+    buffer = np.full(M * N + 2 * TILE_ROWS * TILE_COLS, np.nan)
+    c = buffer[:M * N].reshape(M, N)
+    matmul_tiled(a, b, c, 1.0, FULL)
+    assert np.abs(c - a @ b).max() <= 1e-12
+    assert np.isnan(buffer[M * N:]).all()
 
 
-def test_matmul_tiled_takes_rows_that_are_not_contiguous():
-    """b or c with strided rows: the register tiles cannot read or write them, the
-    fallback does."""
+def test_matmul_tiled_refuses_rows_that_are_not_contiguous():
+    """b or c with strided rows: the register tiles read and write whole row segments,
+    so such a call does not compile, and the error names the requirement."""
     rng = np.random.default_rng(2)
     a = rng.standard_normal((16, 24))
     b = rng.standard_normal((24, 64))[:, ::2]  # rows with a stride of 2 entries
-    c = np.full((16, 64), np.nan)[:, ::2]
-    matmul_tiled(a, b, c, 1.0, FULL)
-    assert np.abs(c - a @ b).max() <= 1e-12
+    with pytest.raises(TypingError, match="b and c must be C-contiguous"):
+        matmul_tiled(a, b, np.empty((16, 32)), 1.0, FULL)
