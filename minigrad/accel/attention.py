@@ -13,18 +13,18 @@ import numba
 import numpy as np
 
 from .fast_exp import exp_nonpositive
-from .tiles import FASTMATH, FULL, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
+from .tiles import FASTMATH, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _mask_rows(p, keep, has_padding, bias, has_bias, is_causal):
-    """Scores, in place, row by row: add the bias, then set the scores of padding keys
-    to -inf (up to the diagonal only, with `is_causal`)."""
+def _mask_rows(p, keep, has_padding, bias, has_bias, diagonal):
+    """Scores, in place, row by row, up to the diagonal (key j <= i + diagonal): add the
+    bias, then set the scores of padding keys to -inf."""
     L, S = p.shape
     ninf = p.dtype.type(-np.inf)
     for i in range(L):
         row = p[i]
-        end = min(i + 1, S) if is_causal else S
+        end = min(i + 1 + diagonal, S)
         if has_bias:
             bias_row = bias[i]
             for j in range(end):
@@ -35,22 +35,22 @@ def _mask_rows(p, keep, has_padding, bias, has_bias, is_causal):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def _softmax_rows(p, is_causal):
+def _softmax_rows(p, diagonal):
     """Scores -> probabilities in place, row by row. A row with no key left (all
-    -inf) becomes all 0. With `is_causal` only the entries up to the diagonal are
-    scores; the rest of each row (where the product may have written past the
+    -inf) becomes all 0. Only the entries up to the diagonal (key j <= i + diagonal)
+    are scores; the rest of each row (where the product may have written past the
     diagonal, or nothing at all) is set to 0. Masking is `_mask_rows`'s, in a pass of
     its own, so that no mask flag is tested inside these loops."""
     L, S = p.shape
     ninf = p.dtype.type(-np.inf)
     for i in range(L):
         row = p[i]
-        end = min(i + 1, S) if is_causal else S
+        end = min(i + 1 + diagonal, S)
         top = ninf
         for j in range(end):
             top = max(top, row[j])
         for t in range(S - end):
-            row[end + t] = 0
+            row[np.uint64(end + t)] = 0
         if top == ninf:
             for j in range(end):
                 row[j] = 0
@@ -88,16 +88,19 @@ def _heads(a, writeable=False):
     return flat, np.array(strides, dtype=np.int64)
 
 
-# Products: each call of `matmul_tiled` names its triangle (`mode`) as a constant, so
-# that numba compiles a copy of the product for that triangle alone (a mode chosen at run
-# time keeps its tests inside the inner loops). The causal flag is a constant too: the
-# loops are built once per flag (`_forward_loop_for(True)`, ...), as closures over the
-# flag and their products' modes, so numba prunes the other flag's branches before it
-# compiles anything, and compiles only the loop a call needs. (numba caches each closure
-# apart: the cache key includes the values it closes over.)
+# Masks: key j is visible to query i when j <= i + diagonal, with diagonal 0 for causal
+# attention and S (every key) otherwise. The bound enters only the loops' ends, per row
+# of scores or per block of tiles, never a test inside an inner loop, so one compiled
+# loop serves both (the causal training step and, for example, generation with a
+# cache, which is not causal).
 
-# Offsets into the flat views are unsigned: with a signed index numba checks each
-# access for a negative (wrap-around) index, and the copy loops do not vectorise.
+# Products: each call of `matmul_tiled` names its triangle (`mode`) as a constant: numba
+# compiles a copy of the product for each, in which LLVM folds the tests of `mode`.
+
+# Offsets into the flat views, and past the diagonal of a row (`end + t`), are unsigned:
+# with a signed index numba checks each access for a negative (wrap-around) index, and
+# the loops do not vectorise (LLVM cannot prove `end + t` >= 0 for a diagonal known
+# only at run time).
 
 
 @numba.njit(cache=True)
@@ -150,81 +153,71 @@ def _store_head(src, flat, strides, b, h):
             flat[at + np.uint64(e)] = row[e]
 
 
-def _forward_loop_for(is_causal):
-    """The forward loop over (batch, head) with the causal flag fixed."""
-    scores_mode, out_mode = (LOWER_OUT, LOWER_A) if is_causal else (FULL, FULL)
-
-    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-    def forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, has_padding, bias, has_bias, scale, of, os_, probs):
-        B, H, L, S = probs.shape
-        one = probs.dtype.type(1)
-        for bh in numba.prange(B * H):
-            b, h = bh // H, bh % H
-            q_h = np.empty((L, D), dtype=probs.dtype)
-            k_t = np.empty((D, S), dtype=probs.dtype)
-            v_h = np.empty((S, Dv), dtype=probs.dtype)
-            o_h = np.empty((L, Dv), dtype=probs.dtype)
-            _load_head(qf, qs, b, h, q_h)
-            _load_head_transposed(kf, ks, b, h, k_t)
-            _load_head(vf, vs, b, h, v_h)
-            p = probs[b, h]
-            matmul_tiled(q_h, k_t, p, scale, scores_mode)  # p = q kᵀ · scale
-            if has_padding or has_bias:
-                _mask_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, is_causal)
-            _softmax_rows(p, is_causal)  # P = softmax(scores)
-            matmul_tiled(p, v_h, o_h, one, out_mode)  # out = P v
-            _store_head(o_h, of, os_, b, h)
-
-    return forward_loop
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, has_padding, bias, has_bias, diagonal, scale, of, os_,
+                  probs):
+    B, H, L, S = probs.shape
+    one = probs.dtype.type(1)
+    for bh in numba.prange(B * H):
+        b, h = bh // H, bh % H
+        q_h = np.empty((L, D), dtype=probs.dtype)
+        k_t = np.empty((D, S), dtype=probs.dtype)
+        v_h = np.empty((S, Dv), dtype=probs.dtype)
+        o_h = np.empty((L, Dv), dtype=probs.dtype)
+        _load_head(qf, qs, b, h, q_h)
+        _load_head_transposed(kf, ks, b, h, k_t)
+        _load_head(vf, vs, b, h, v_h)
+        p = probs[b, h]
+        matmul_tiled(q_h, k_t, p, scale, LOWER_OUT, diagonal)  # p = q kᵀ · scale, up to the diagonal
+        if has_padding or has_bias:
+            _mask_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, diagonal)
+        _softmax_rows(p, diagonal)  # P = softmax(scores), 0 past the diagonal
+        matmul_tiled(p, v_h, o_h, one, LOWER_A, diagonal)  # out = P v
+        _store_head(o_h, of, os_, b, h)
 
 
-def _backward_loop_for(is_causal):
-    """The backward loop over (batch, head) with the causal flag fixed."""
-    dp_mode, dvk_mode, dq_mode = (LOWER_OUT, LOWER_B, LOWER_A) if is_causal else (FULL, FULL, FULL)
-
-    @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-    def backward_loop(qf, qs, kf, ks, vf, vs, of, os_, gf, gs, D, Dv, probs, scale, dqf, dqs, dkf, dks, dvf, dvs):
-        B, H, L, S = probs.shape
-        one = probs.dtype.type(1)
-        for bh in numba.prange(B * H):
-            b, h = bh // H, bh % H
-            q_h = np.empty((L, D), dtype=probs.dtype)
-            k_h = np.empty((S, D), dtype=probs.dtype)
-            v_t = np.empty((Dv, S), dtype=probs.dtype)
-            o_h = np.empty((L, Dv), dtype=probs.dtype)
-            g = np.empty((L, Dv), dtype=probs.dtype)
-            ds = np.empty((L, S), dtype=probs.dtype)
-            dv_t = np.empty((Dv, S), dtype=probs.dtype)
-            dk_t = np.empty((D, S), dtype=probs.dtype)
-            dq_h = np.empty((L, D), dtype=probs.dtype)
-            _load_head(qf, qs, b, h, q_h)
-            _load_head(kf, ks, b, h, k_h)
-            _load_head_transposed(vf, vs, b, h, v_t)
-            _load_head(of, os_, b, h, o_h)
-            _load_head(gf, gs, b, h, g)
-            p = probs[b, h]
-            matmul_tiled(g, v_t, ds, one, dp_mode)  # ds = dP = g vᵀ
-            for i in range(L):  # dS = P ∘ (dP - Δ) · scale, Δ_i = g_i · out_i; causal: 0 past the diagonal
-                delta = dot(g[i], o_h[i], 0, Dv)
-                end = min(i + 1, S) if is_causal else S
-                p_row, ds_row = p[i], ds[i]
-                for j in range(end):
-                    ds_row[j] = p_row[j] * (ds_row[j] - delta) * scale
-                for t in range(S - end):  # stored zeros: the products below read whole rows
-                    ds_row[end + t] = 0
-            matmul_tiled(g.T, p, dv_t, one, dvk_mode)  # dvᵀ = gᵀ P
-            matmul_tiled(q_h.T, ds, dk_t, one, dvk_mode)  # dkᵀ = qᵀ dS
-            matmul_tiled(ds, k_h, dq_h, one, dq_mode)  # dq = dS k
-            _store_head_transposed(dv_t, dvf, dvs, b, h)
-            _store_head_transposed(dk_t, dkf, dks, b, h)
-            _store_head(dq_h, dqf, dqs, b, h)
-
-    return backward_loop
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _backward_loop(qf, qs, kf, ks, vf, vs, of, os_, gf, gs, D, Dv, probs, diagonal, scale, dqf, dqs, dkf, dks,
+                   dvf, dvs):
+    B, H, L, S = probs.shape
+    one = probs.dtype.type(1)
+    for bh in numba.prange(B * H):
+        b, h = bh // H, bh % H
+        q_h = np.empty((L, D), dtype=probs.dtype)
+        k_h = np.empty((S, D), dtype=probs.dtype)
+        v_t = np.empty((Dv, S), dtype=probs.dtype)
+        o_h = np.empty((L, Dv), dtype=probs.dtype)
+        g = np.empty((L, Dv), dtype=probs.dtype)
+        ds = np.empty((L, S), dtype=probs.dtype)
+        dv_t = np.empty((Dv, S), dtype=probs.dtype)
+        dk_t = np.empty((D, S), dtype=probs.dtype)
+        dq_h = np.empty((L, D), dtype=probs.dtype)
+        _load_head(qf, qs, b, h, q_h)
+        _load_head(kf, ks, b, h, k_h)
+        _load_head_transposed(vf, vs, b, h, v_t)
+        _load_head(of, os_, b, h, o_h)
+        _load_head(gf, gs, b, h, g)
+        p = probs[b, h]
+        matmul_tiled(g, v_t, ds, one, LOWER_OUT, diagonal)  # ds = dP = g vᵀ, up to the diagonal
+        for i in range(L):  # dS = P ∘ (dP - Δ) · scale, Δ_i = g_i · out_i; 0 past the diagonal
+            delta = dot(g[i], o_h[i], 0, Dv)
+            end = min(i + 1 + diagonal, S)
+            p_row, ds_row = p[i], ds[i]
+            for j in range(end):
+                ds_row[j] = p_row[j] * (ds_row[j] - delta) * scale
+            for t in range(S - end):  # stored zeros: the products below read whole rows
+                ds_row[np.uint64(end + t)] = 0
+        matmul_tiled(g.T, p, dv_t, one, LOWER_B, diagonal)  # dvᵀ = gᵀ P
+        matmul_tiled(q_h.T, ds, dk_t, one, LOWER_B, diagonal)  # dkᵀ = qᵀ dS
+        matmul_tiled(ds, k_h, dq_h, one, LOWER_A, diagonal)  # dq = dS k
+        _store_head_transposed(dv_t, dvf, dvs, b, h)
+        _store_head_transposed(dk_t, dkf, dks, b, h)
+        _store_head(dq_h, dqf, dqs, b, h)
 
 
-# created now, compiled on their first call (only the flags that run)
-_FORWARD_LOOPS = {flag: _forward_loop_for(flag) for flag in (False, True)}
-_BACKWARD_LOOPS = {flag: _backward_loop_for(flag) for flag in (False, True)}
+def _diagonal(is_causal, S):
+    """The mask's diagonal (see 'Masks' above): 0 for causal attention, S for none."""
+    return 0 if is_causal else S
 
 
 def _c_writable(a, dtype):
@@ -245,8 +238,8 @@ def forward(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
     out = np.empty((B, H, L, Dv), dtype=dtype)
     probs = np.empty((B, H, L, S), dtype=dtype)  # every entry written (causal: 0 above the diagonal)
-    _FORWARD_LOOPS[bool(is_causal)](*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias,
-                                    dtype.type(scale), *_heads(out, writeable=True), probs)
+    _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias, _diagonal(is_causal, S),
+                  dtype.type(scale), *_heads(out, writeable=True), probs)
     return out, probs
 
 
@@ -254,7 +247,8 @@ def backward(q, k, v, out, probs, grad_out, is_causal, scale):
     dtype = q.dtype
     probs = _c_writable(probs, dtype)
     dq, dk, dv = (np.empty(a.shape, dtype=dtype) for a in (q, k, v))
-    _BACKWARD_LOOPS[bool(is_causal)](*_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
-                                     *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs,
-                                     dtype.type(scale), *_heads(dq, True), *_heads(dk, True), *_heads(dv, True))
+    _backward_loop(*_heads(q), *_heads(k), *_heads(v), *_heads(out.astype(dtype, copy=False)),
+                   *_heads(grad_out.astype(dtype, copy=False)), q.shape[3], v.shape[3], probs,
+                   _diagonal(is_causal, k.shape[2]), dtype.type(scale), *_heads(dq, True), *_heads(dk, True),
+                   *_heads(dv, True))
     return dq, dk, dv

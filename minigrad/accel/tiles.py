@@ -7,24 +7,28 @@ kernels multiply with code of their own:
                    (`register_tile.py`), each summed over k in vector registers;
                    a c smaller than a tile is one partial tile
 
-A causal product touches only a triangle; `mode` says which:
+A masked product touches only a triangle, bounded by a diagonal d (0 for causal
+attention; a d as large as the matrices makes the triangle everything); `mode`
+says which operand it bounds:
 
-    FULL       every entry
-    LOWER_OUT  only c[i, n] with n <= i      (scores of a causal row i)
-    LOWER_A    a[i, k] = 0 for k > i: sum k <= i only
-    LOWER_B    b[k, n] = 0 for n > k: row k of b read for n <= k only
+    FULL       every entry (d is not read)
+    LOWER_OUT  only c[i, n] with n <= i + d      (scores of a causal row i)
+    LOWER_A    a[i, k] = 0 for k > i + d: sum k <= i + d only
+    LOWER_B    b[k, n] = 0 for n > k + d: row k of b read for n <= k + d only
 
-Tiles are whole: LOWER_OUT may write any entry of c past the diagonal (callers
-overwrite or ignore them), and LOWER_A and LOWER_B read a and b past the diagonal
-up to the end of their rows, which must hold stored zeros. a may be any view (it is
-read one value at a time, e.g. `g.T`); b and c must be C-contiguous.
+The diagonal only bounds the loops over blocks of tiles, so it may change at run
+time at no cost. Tiles are whole (partial only where c is smaller than a tile):
+LOWER_OUT may write any entry of c past the
+diagonal (callers overwrite or ignore them), and LOWER_A and LOWER_B read a and b
+past the diagonal up to the end of their rows, which must hold stored zeros. a may
+be any view (it is read one value at a time, e.g. `g.T`); b and c must be
+C-contiguous.
 
-Pass `mode` as a constant at each call (one call per mode): numba compiles a copy
-for each, in which LLVM folds the tests of `mode`; a mode picked at run time keeps
-its tests inside the loops. Every shape goes through the same tile (a partial one
-where c is smaller than a tile), so each copy holds one loop nest: compile time
-grows with every loop an inlined copy carries (see docs/kernels.md, "Measured
-choices").
+Pass `mode` as a constant at each call: numba compiles a copy for each mode, in
+which LLVM folds the tests of `mode`. Every shape goes through the same tile (a
+partial one where c is smaller than a tile), so each copy holds one loop nest:
+compile time grows with every loop an inlined copy carries (see docs/kernels.md,
+"Measured choices").
 
 (`fastmath` reassociation is what lets LLVM vectorise a sum; results differ
 from a sequential sum by rounding only.)
@@ -48,9 +52,9 @@ def dot(x, y, lo, hi):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def matmul_tiled(a, b, c, alpha, mode):
-    """c = alpha · a @ b for the entries `mode` names, in register tiles of TILE_ROWS x
-    TILE_COLS entries of c.
+def matmul_tiled(a, b, c, alpha, mode, diagonal):
+    """c = alpha · a @ b for the entries `mode` and `diagonal` name, in register tiles
+    of TILE_ROWS x TILE_COLS entries of c.
 
     Tiles cover c in blocks; the last block of rows and of columns is shifted back
     to end at the edge of c, so that it never reaches past it (the entries it shares
@@ -62,9 +66,9 @@ def matmul_tiled(a, b, c, alpha, mode):
     for i0 in range(0, M, TILE_ROWS):
         i = min(i0, M - rows)
         last = i + rows - 1  # the block's last row
-        n_hi = min(last + 1, N) if mode == LOWER_OUT else N
-        k_hi = min(last + 1, K) if mode == LOWER_A else K
+        n_hi = min(last + 1 + diagonal, N) if mode == LOWER_OUT else N
+        k_hi = min(last + 1 + diagonal, K) if mode == LOWER_A else K
         for n0 in range(0, n_hi, TILE_COLS):
             n = min(n0, N - cols)
-            k_lo = min(n, K) if mode == LOWER_B else 0  # b[k, n:] = 0 for k < n
+            k_lo = max(0, min(n - diagonal, K)) if mode == LOWER_B else 0  # b[k, n:] = 0 for k < n - d
             register_tile(a, b, c, i, n, k_lo, k_hi, alpha, rows, cols)

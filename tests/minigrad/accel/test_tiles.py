@@ -25,13 +25,13 @@ MODES = {"full": FULL, "lower_out": LOWER_OUT, "lower_a": LOWER_A, "lower_b": LO
 TOLERANCE = {np.float32: 1e-4, np.float64: 1e-12}
 
 
-def _operands(rng, M, K, N, mode, dtype):
+def _operands(rng, M, K, N, mode, dtype, diagonal=0):
     a = rng.standard_normal((K, M)).astype(dtype).T  # non-contiguous: the products read g.T and q.T
     b = rng.standard_normal((K, N)).astype(dtype)
     if mode == LOWER_A:
-        a = a * (np.arange(K)[None, :] <= np.arange(M)[:, None])  # a[i, k] = 0 for k > i, stored
+        a = a * np.tri(M, K, diagonal, dtype=bool)  # a[i, k] = 0 for k > i + diagonal, stored
     if mode == LOWER_B:
-        b = b * (np.arange(N)[None, :] <= np.arange(K)[:, None])  # b[k, n] = 0 for n > k, stored
+        b = b * np.tri(K, N, diagonal, dtype=bool)  # b[k, n] = 0 for n > k + diagonal, stored
     return a, b
 
 
@@ -39,16 +39,27 @@ def _operands(rng, M, K, N, mode, dtype):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_matmul_tiled_matches_numpy(shape, mode, dtype):
+    _check_product(shape, mode, dtype, diagonal=0)
+
+
+@pytest.mark.parametrize("diagonal", [3, 17, 1000])  # 1000: past every edge, the whole product
+@pytest.mark.parametrize("mode", ["lower_out", "lower_a", "lower_b"])
+@pytest.mark.parametrize("shape", [(79, 79, 16), (17, 33, 40), (3, 5, 7)], ids=lambda s: "x".join(map(str, s)))
+def test_matmul_tiled_with_a_diagonal_off_the_main_one(shape, mode, diagonal):
+    _check_product(shape, mode, np.float64, diagonal)
+
+
+def _check_product(shape, mode, dtype, diagonal):
     M, K, N = shape
-    a, b = _operands(np.random.default_rng(M * K + N), M, K, N, MODES[mode], dtype)
+    a, b = _operands(np.random.default_rng(M * K + N), M, K, N, MODES[mode], dtype, diagonal)
     c = np.full((M, N), np.nan, dtype=dtype)  # every entry it must write starts as NaN
     alpha = dtype(0.7)
-    matmul_tiled(a, b, c, alpha, MODES[mode])
+    matmul_tiled(a, b, c, alpha, MODES[mode], diagonal)
     expected = alpha * (a.astype(np.float64) @ b.astype(np.float64))
-    if MODES[mode] == LOWER_OUT:  # only c[i, n] with n <= i is promised
-        keep = np.arange(N)[None, :] <= np.arange(M)[:, None]
+    if MODES[mode] == LOWER_OUT:  # only c[i, n] with n <= i + diagonal is promised
+        keep = np.tri(M, N, diagonal, dtype=bool)
         c, expected = np.where(keep, c, 0), np.where(keep, expected, 0)
-    assert np.abs(c - expected).max() <= TOLERANCE[dtype], f"{mode} {shape} {dtype.__name__}"
+    assert np.abs(c - expected).max() <= TOLERANCE[dtype], f"{mode} {shape} {dtype.__name__} {diagonal}"
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (1, 16, 40), (40, 16, 5), (17, 33, 40)],
@@ -61,7 +72,7 @@ def test_matmul_tiled_writes_nothing_past_c(shape):
     a, b = rng.standard_normal((M, K)), rng.standard_normal((K, N))
     buffer = np.full(M * N + 2 * TILE_ROWS * TILE_COLS, np.nan)
     c = buffer[:M * N].reshape(M, N)
-    matmul_tiled(a, b, c, 1.0, FULL)
+    matmul_tiled(a, b, c, 1.0, FULL, 0)
     assert np.abs(c - a @ b).max() <= 1e-12
     assert np.isnan(buffer[M * N:]).all()
 
@@ -73,4 +84,4 @@ def test_matmul_tiled_refuses_rows_that_are_not_contiguous():
     a = rng.standard_normal((16, 24))
     b = rng.standard_normal((24, 64))[:, ::2]  # rows with a stride of 2 entries
     with pytest.raises(TypingError, match="b and c must be C-contiguous"):
-        matmul_tiled(a, b, np.empty((16, 32)), 1.0, FULL)
+        matmul_tiled(a, b, np.empty((16, 32)), 1.0, FULL, 0)
