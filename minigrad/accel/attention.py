@@ -13,10 +13,10 @@ import numba
 import numpy as np
 
 from .fast_exp import exp_nonpositive
-from .tiles import FASTMATH, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
+from .tiles import FASTMATH, INNER, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
 
 
-@numba.njit(fastmath=FASTMATH, cache=True)
+@numba.njit(fastmath=FASTMATH, cache=True, **INNER)
 def _mask_rows(p, keep, has_padding, bias, has_bias, diagonal):
     """Scores, in place, row by row, up to the diagonal (key j <= i + diagonal): add the
     bias, then set the scores of padding keys to -inf."""
@@ -34,7 +34,7 @@ def _mask_rows(p, keep, has_padding, bias, has_bias, diagonal):
                 row[j] = row[j] if keep[j] else ninf
 
 
-@numba.njit(fastmath=FASTMATH, cache=True)
+@numba.njit(fastmath=FASTMATH, cache=True, **INNER)
 def _softmax_rows(p, diagonal):
     """Scores -> probabilities in place, row by row. A row with no key left (all
     -inf) becomes all 0. Only the entries up to the diagonal (key j <= i + diagonal)
@@ -103,12 +103,12 @@ def _heads(a, writeable=False):
 # only at run time).
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, **INNER)
 def _head_start(strides, b, h):
     return np.uint64(b * strides[0] + h * strides[1])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, **INNER)
 def _load_head(flat, strides, b, h, dst):
     """dst = a[b, h], for `a` given as `_heads` gives it (flat, strides)."""
     start, step = _head_start(strides, b, h), np.uint64(strides[2])
@@ -119,7 +119,7 @@ def _load_head(flat, strides, b, h, dst):
             row[e] = flat[at + np.uint64(e)]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, **INNER)
 def _load_head_transposed(flat, strides, b, h, dst):
     """dst = a[b, h]ᵀ, for `a` given as `_heads` gives it (flat, strides)."""
     start, step = _head_start(strides, b, h), np.uint64(strides[2])
@@ -130,7 +130,7 @@ def _load_head_transposed(flat, strides, b, h, dst):
             dst[e, i] = flat[at + np.uint64(e)]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, **INNER)
 def _store_head_transposed(src_t, flat, strides, b, h):
     """a[b, h] = src_tᵀ, for `a` given as `_heads(a, writeable=True)` gives it: each row
     of a[b, h] gathered from a column of src_t, with no scratch array."""
@@ -142,7 +142,7 @@ def _store_head_transposed(src_t, flat, strides, b, h):
             flat[at + np.uint64(e)] = src_t[e, i]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, **INNER)
 def _store_head(src, flat, strides, b, h):
     """a[b, h] = src, for `a` given as `_heads(a, writeable=True)` gives it."""
     start, step = _head_start(strides, b, h), np.uint64(strides[2])

@@ -40,9 +40,12 @@ from .register_tile import TILE_COLS, TILE_ROWS, register_tile
 
 FULL, LOWER_OUT, LOWER_A, LOWER_B = 0, 1, 2, 3
 FASTMATH = {"contract", "reassoc"}  # fused multiply-add and vectorised sums; inf and NaN keep their meaning
+# for functions that only other kernels call: numba then builds no wrapper to call them from
+# Python (each wrapper is compiled, and optimised again in every kernel that calls the function)
+INNER = {"no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 
-@numba.njit(fastmath=FASTMATH, cache=True)
+@numba.njit(fastmath=FASTMATH, cache=True, **INNER)
 def dot(x, y, lo, hi):
     """Σ x[j] · y[j] over lo <= j < hi."""
     acc = x.dtype.type(0)
@@ -51,7 +54,7 @@ def dot(x, y, lo, hi):
     return acc
 
 
-@numba.njit(fastmath=FASTMATH, cache=True)
+@numba.njit(fastmath=FASTMATH, cache=True, **INNER)
 def matmul_tiled(a, b, c, alpha, mode, diagonal):
     """c = alpha · a @ b for the entries `mode` and `diagonal` name, in register tiles
     of TILE_ROWS x TILE_COLS entries of c.
