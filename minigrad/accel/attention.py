@@ -14,24 +14,20 @@ import numpy as np
 
 from .fast_exp import exp_nonpositive
 from .tiles import FASTMATH, INNER, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
+from .vector_copy import copy_elements, gather_elements
 
 
 @numba.njit(fastmath=FASTMATH, cache=True, **INNER)
-def _mask_rows(p, keep, has_padding, bias, has_bias, diagonal):
+def _mask_rows(p, bias_rows, diagonal):
     """Scores, in place, row by row, up to the diagonal (key j <= i + diagonal): add the
-    bias, then set the scores of padding keys to -inf."""
+    bias (`mask_as_bias`: -inf at the keys that are masked out), whose rows are p's or
+    one row for all."""
     L, S = p.shape
-    ninf = p.dtype.type(-np.inf)
     for i in range(L):
-        row = p[i]
+        row, bias_row = p[i], bias_rows[i % bias_rows.shape[0]]
         end = min(i + 1 + diagonal, S)
-        if has_bias:
-            bias_row = bias[i]
-            for j in range(end):
-                row[j] += bias_row[j]
-        if has_padding:
-            for j in range(end):
-                row[j] = row[j] if keep[j] else ninf
+        for j in range(end):
+            row[j] += bias_row[j]
 
 
 @numba.njit(fastmath=FASTMATH, cache=True, **INNER)
@@ -100,7 +96,9 @@ def _heads(a, writeable=False):
 # Offsets into the flat views, and past the diagonal of a row (`end + t`), are unsigned:
 # with a signed index numba checks each access for a negative (wrap-around) index, and
 # the loops do not vectorise (LLVM cannot prove `end + t` >= 0 for a diagonal known
-# only at run time).
+# only at run time). Heads are copied with `copy_elements` and `gather_elements`
+# (vector_copy.py): row i of a (n, d) scratch array starts at element i·d, its column j
+# at element j with a step of d.
 
 
 @numba.njit(cache=True, **INNER)
@@ -114,20 +112,17 @@ def _load_head(flat, strides, b, h, dst):
     start, step = _head_start(strides, b, h), np.uint64(strides[2])
     n, d = dst.shape
     for i in range(n):
-        row, at = dst[i], start + np.uint64(i) * step
-        for e in range(d):
-            row[e] = flat[at + np.uint64(e)]
+        copy_elements(flat, start + np.uint64(i) * step, dst, i * d, d)
 
 
 @numba.njit(cache=True, **INNER)
 def _load_head_transposed(flat, strides, b, h, dst):
-    """dst = a[b, h]ᵀ, for `a` given as `_heads` gives it (flat, strides)."""
+    """dst = a[b, h]ᵀ, for `a` given as `_heads` gives it (flat, strides): row e of dst
+    gathered from column e of a[b, h]."""
     start, step = _head_start(strides, b, h), np.uint64(strides[2])
     d, n = dst.shape
-    for i in range(n):
-        at = start + np.uint64(i) * step
-        for e in range(d):
-            dst[e, i] = flat[at + np.uint64(e)]
+    for e in range(d):
+        gather_elements(flat, start + np.uint64(e), step, dst, e * n, n)
 
 
 @numba.njit(cache=True, **INNER)
@@ -137,9 +132,7 @@ def _store_head_transposed(src_t, flat, strides, b, h):
     start, step = _head_start(strides, b, h), np.uint64(strides[2])
     d, n = src_t.shape
     for i in range(n):
-        at = start + np.uint64(i) * step
-        for e in range(d):
-            flat[at + np.uint64(e)] = src_t[e, i]
+        gather_elements(src_t, i, n, flat, start + np.uint64(i) * step, d)
 
 
 @numba.njit(cache=True, **INNER)
@@ -148,14 +141,11 @@ def _store_head(src, flat, strides, b, h):
     start, step = _head_start(strides, b, h), np.uint64(strides[2])
     n, d = src.shape
     for i in range(n):
-        row, at = src[i], start + np.uint64(i) * step
-        for e in range(d):
-            flat[at + np.uint64(e)] = row[e]
+        copy_elements(src, i * d, flat, start + np.uint64(i) * step, d)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, has_padding, bias, has_bias, diagonal, scale, of, os_,
-                  probs):
+def _forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, bias, has_bias, diagonal, scale, of, os_, probs):
     B, H, L, S = probs.shape
     one = probs.dtype.type(1)
     for bh in numba.prange(B * H):
@@ -169,8 +159,8 @@ def _forward_loop(qf, qs, kf, ks, vf, vs, D, Dv, keep, has_padding, bias, has_bi
         _load_head(vf, vs, b, h, v_h)
         p = probs[b, h]
         matmul_tiled(q_h, k_t, p, scale, LOWER_OUT, diagonal)  # p = q kᵀ · scale, up to the diagonal
-        if has_padding or has_bias:
-            _mask_rows(p, keep[b], has_padding, bias[b % bias.shape[0], h % bias.shape[1]], has_bias, diagonal)
+        if has_bias:
+            _mask_rows(p, bias[b % bias.shape[0], h % bias.shape[1]], diagonal)
         _softmax_rows(p, diagonal)  # P = softmax(scores), 0 past the diagonal
         matmul_tiled(p, v_h, o_h, one, LOWER_A, diagonal)  # out = P v
         _store_head(o_h, of, os_, b, h)
@@ -226,19 +216,29 @@ def _c_writable(a, dtype):
     return np.require(a, dtype, ("C", "W"))
 
 
+def mask_as_bias(key_padding_mask, attn_bias, S, dtype):
+    """The padding mask and the bias as one additive bias of shape (B or 1, H or 1, L or 1,
+    S): attn_bias, and -inf at every padding key whatever the bias holds there (None
+    without either). A padding key's score is then -inf, as the core op sets it, unless
+    q kᵀ overflowed to +inf there (then NaN, where the core op still gives -inf)."""
+    if key_padding_mask is None and attn_bias is None:
+        return None
+    bias = np.zeros((1, 1, 1, S), dtype=dtype) if attn_bias is None else attn_bias
+    if key_padding_mask is not None:
+        bias = np.where(key_padding_mask[:, None, None, :], bias, -np.inf)
+    return _c_writable(np.broadcast_to(bias, np.broadcast_shapes(bias.shape, (1, 1, 1, S))), dtype)
+
+
 def forward(q, k, v, key_padding_mask, attn_bias, is_causal, scale):
     dtype = q.dtype
     (B, H, L, D), (S, Dv) = q.shape, v.shape[2:]
-    has_padding = key_padding_mask is not None
-    keep = _c_writable(key_padding_mask, np.bool_) if has_padding else np.ones((B, S), dtype=bool)
-    has_bias = attn_bias is not None
-    if has_bias:  # as (B or 1, H or 1, L, S): one compiled version whatever the mask's shape
-        bias = _c_writable(np.broadcast_to(attn_bias, np.broadcast_shapes(attn_bias.shape, (1, 1, L, S))), dtype)
-    else:
+    bias = mask_as_bias(key_padding_mask, attn_bias, S, dtype)
+    has_bias = bias is not None
+    if not has_bias:  # never read: numba compiles one version, so the argument is an array all the same
         bias = np.zeros((1, 1, 1, 1), dtype=dtype)
     out = np.empty((B, H, L, Dv), dtype=dtype)
     probs = np.empty((B, H, L, S), dtype=dtype)  # every entry written (causal: 0 above the diagonal)
-    _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, Dv, keep, has_padding, bias, has_bias, _diagonal(is_causal, S),
+    _forward_loop(*_heads(q), *_heads(k), *_heads(v), D, Dv, bias, has_bias, _diagonal(is_causal, S),
                   dtype.type(scale), *_heads(out, writeable=True), probs)
     return out, probs
 
