@@ -14,7 +14,7 @@ import numpy as np
 
 from .fast_exp import exp_nonpositive
 from .tiles import FASTMATH, INNER, LOWER_A, LOWER_B, LOWER_OUT, dot, matmul_tiled
-from .vector_copy import copy_elements, gather_elements
+from .vector_copy import copy_rows
 
 
 @numba.njit(fastmath=FASTMATH, cache=True, **INNER)
@@ -96,9 +96,8 @@ def _heads(a, writeable=False):
 # Offsets into the flat views, and past the diagonal of a row (`end + t`), are unsigned:
 # with a signed index numba checks each access for a negative (wrap-around) index, and
 # the loops do not vectorise (LLVM cannot prove `end + t` >= 0 for a diagonal known
-# only at run time). Heads are copied with `copy_elements` and `gather_elements`
-# (vector_copy.py): row i of a (n, d) scratch array starts at element i·d, its column j
-# at element j with a step of d.
+# only at run time). Heads are copied with `copy_rows` (vector_copy.py): row i of an
+# (n, d) scratch array starts at element i·d, its column j at element j, with a step of d.
 
 
 @numba.njit(cache=True, **INNER)
@@ -109,39 +108,31 @@ def _head_start(strides, b, h):
 @numba.njit(cache=True, **INNER)
 def _load_head(flat, strides, b, h, dst):
     """dst = a[b, h], for `a` given as `_heads` gives it (flat, strides)."""
-    start, step = _head_start(strides, b, h), np.uint64(strides[2])
     n, d = dst.shape
-    for i in range(n):
-        copy_elements(flat, start + np.uint64(i) * step, dst, i * d, d)
+    copy_rows(flat, _head_start(strides, b, h), strides[2], 1, dst, 0, d, n, d)
 
 
 @numba.njit(cache=True, **INNER)
 def _load_head_transposed(flat, strides, b, h, dst):
     """dst = a[b, h]ᵀ, for `a` given as `_heads` gives it (flat, strides): row e of dst
     gathered from column e of a[b, h]."""
-    start, step = _head_start(strides, b, h), np.uint64(strides[2])
     d, n = dst.shape
-    for e in range(d):
-        gather_elements(flat, start + np.uint64(e), step, dst, e * n, n)
+    copy_rows(flat, _head_start(strides, b, h), 1, strides[2], dst, 0, n, d, n)
 
 
 @numba.njit(cache=True, **INNER)
 def _store_head_transposed(src_t, flat, strides, b, h):
     """a[b, h] = src_tᵀ, for `a` given as `_heads(a, writeable=True)` gives it: each row
     of a[b, h] gathered from a column of src_t, with no scratch array."""
-    start, step = _head_start(strides, b, h), np.uint64(strides[2])
     d, n = src_t.shape
-    for i in range(n):
-        gather_elements(src_t, i, n, flat, start + np.uint64(i) * step, d)
+    copy_rows(src_t, 0, 1, n, flat, _head_start(strides, b, h), strides[2], n, d)
 
 
 @numba.njit(cache=True, **INNER)
 def _store_head(src, flat, strides, b, h):
     """a[b, h] = src, for `a` given as `_heads(a, writeable=True)` gives it."""
-    start, step = _head_start(strides, b, h), np.uint64(strides[2])
     n, d = src.shape
-    for i in range(n):
-        copy_elements(src, i * d, flat, start + np.uint64(i) * step, d)
+    copy_rows(src, 0, d, 1, flat, _head_start(strides, b, h), strides[2], n, d)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
