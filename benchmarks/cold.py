@@ -11,7 +11,8 @@ Three kinds of run, each a fresh process on an empty `NUMBA_CACHE_DIR`:
    inside LLVM. CPU time, not wall time: numba compiles in one thread, so the
    figure holds when other work shares the machine;
 2. the demo cold (nothing cached) and 3. warm (`--warm-repeats` times, with the
-   cache run 2 left), each as wall seconds and the process's CPU seconds.
+   cache run 2 left), each as wall seconds and the process's CPU seconds
+   (`--warm-repeats 0`: the compile table alone).
 
 Nothing is asserted: the table is the result (docs/kernels.md, "Cold start").
 """
@@ -98,6 +99,8 @@ def run(warm_repeats=3):
             print(f"{'  ' * row['depth'] + name:44s} {row['cpu_s']:8.2f} {row['llvm_s']:6.2f}")
     total = sum(r["cpu_s"] for r in rows if r["depth"] == 0)
     print(f"{'all kernels':44s} {total:8.2f} {sum(r['llvm_s'] for r in rows if r['depth'] == 0):6.2f}")
+    if warm_repeats < 1:
+        return
     with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache:
         cold = _demo(cache, "-m", "dpo", "demo")
         warm = [_demo(cache, "-m", "dpo", "demo") for _ in range(warm_repeats)]
