@@ -115,11 +115,10 @@ def generate_batch(model, prompts, max_new_tokens=48, temperature=0.0, top_k=Non
             ids, mask = _padded(rows)
             lengths = mask.sum(axis=1)
             while any(live):
-                if cache is None or not cache.slots:
-                    logits = backend.to_numpy(model(backend.tensor(ids), backend.tensor(mask), cache=cache))
-                    last = logits[np.arange(len(rows)), lengths - 1]  # (B, V): each row's last token
-                else:
-                    last = backend.to_numpy(model(backend.tensor(ids), backend.tensor(mask), cache=cache))[:, -1]
+                # the head runs at each row's last position only (B, V), as transformers' generate does
+                cols = lengths - 1 if cache is None or not cache.slots else np.zeros(len(rows), np.int64)
+                at = (backend.tensor(np.arange(len(rows), dtype=np.int64)), backend.tensor(cols.astype(np.int64)))
+                last = backend.to_numpy(model(backend.tensor(ids), backend.tensor(mask), cache=cache, logits_at=at))
                 step = np.zeros(len(rows), dtype=np.int64)
                 appended = np.zeros(len(rows), dtype=bool)
                 for b in range(len(rows)):
