@@ -14,8 +14,9 @@ is not installed the mode is always "numpy" and every op runs its core code.
 Nothing compiles at import: numba itself is imported by the first accelerated op
 that runs, and each kernel compiles on its first call and is cached on disk
 (`cache=True`). numba's cache checks only the timestamp of the file a function is
-defined in: after editing `fast_exp.py` or `tiles.py`, delete this folder's
-`__pycache__` so the kernels that inline them recompile.
+defined in: after editing `fast_exp.py`, `tiles.py`, `register_tile.py` or
+`vector_copy.py`, delete this folder's `__pycache__` so the kernels that inline them
+recompile.
 
 Process tuning (`tune_process`, in `tuning.py`) is separate and never automatic:
 entry points that want it call it once.

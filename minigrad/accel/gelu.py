@@ -54,6 +54,7 @@ from numba import types
 from numba.extending import overload
 
 from .fast_exp import exp_nonpositive
+from .tiles import INNER
 
 APPROXIMATIONS = ("none", "tanh")
 PARALLEL_MIN_ELEMENTS = 1 << 17
@@ -126,7 +127,7 @@ def _exp_like_numba(a, like):
     return None
 
 
-@numba.njit(fastmath=CONTRACT, error_model="numpy", cache=True)
+@numba.njit(fastmath=CONTRACT, error_model="numpy", cache=True, **INNER)
 def _horner(w, powers_high_to_low):
     acc = powers_high_to_low[0]
     for a in powers_high_to_low[1:]:

@@ -70,6 +70,21 @@ def test_numba_matches_reference_across_tile_and_block_edges(L, S, is_causal):
         assert_close(fast, reference, REFERENCE_ATOL, f"{name} (accelerated vs core)")
 
 
+def test_padding_masks_a_key_whatever_the_bias_holds_there():
+    """The kernel adds padding and bias as one bias: a padding key stays masked out even
+    where attn_bias is NaN or +inf, as in the core op, which sets its score to -inf."""
+    rng = np.random.default_rng(4)
+    q, k, v, g = _inputs(rng, 2, 2, 6, 6, 4, 3)
+    key_padding_mask = np.array([[True] * 4 + [False] * 2, [True] * 6])
+    attn_bias = rng.standard_normal((2, 1, 6, 6))
+    attn_bias[0, :, :, 4] = np.nan
+    attn_bias[0, :, :, 5] = np.inf
+    results = _both_paths(q, k, v, g, key_padding_mask, attn_bias, False)
+    for name, fast, reference in zip(NAMES, results["numba"], results["numpy"]):
+        assert np.isfinite(fast).all(), f"{name}: numba gave a non-finite value"
+        assert_close(fast, reference, REFERENCE_ATOL, f"{name} (accelerated vs core)")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numba_matches_reference_on_model_layout_and_tinygpt_size(dtype):
     """Non-contiguous q, k, v as the model makes them, key padding and causal, at B=24, H=4, T=96, D=16."""
