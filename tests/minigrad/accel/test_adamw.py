@@ -9,7 +9,7 @@ import pytest
 
 import minigrad
 from minigrad import accel as kernels
-from minigrad.accel import ops
+from minigrad.accel import adamw, ops
 from minigrad.autograd import _faster
 from minigrad.optim.adam import adam_update
 from tests.minigrad.accel.helpers import REFERENCE_ATOL, assert_close
@@ -20,6 +20,8 @@ CASES = {  # (lr, betas, eps, weight_decay, decoupled)
     "adamw": (3e-2, (0.9, 0.999), 1e-8, 0.01, True),
     "adamw_no_decay": (1e-3, (0.5, 0.9), 1e-8, 0.0, True),
 }
+
+SHAPES = [(37, 53), (300, 257)]  # one thread, and threads (>= adamw.PARALLEL_MIN_ELEMENTS entries)
 
 
 def _run(update, dtype, case, steps=4, seed=0, shape=(37, 53)):
@@ -36,19 +38,25 @@ def _run(update, dtype, case, steps=4, seed=0, shape=(37, 53)):
     return p, m, v
 
 
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("case", CASES)
-def test_kernel_matches_core_update_in_float64(case):
-    for fast, ref, name in zip(_run(ops.adam_update, np.float64, case), _run(adam_update, np.float64, case),
-                               ("p", "exp_avg", "exp_avg_sq")):
+def test_kernel_matches_core_update_in_float64(case, shape):
+    runs = (_run(update, np.float64, case, shape=shape) for update in (ops.adam_update, adam_update))
+    for fast, ref, name in zip(*runs, ("p", "exp_avg", "exp_avg_sq")):
         assert_close(fast, ref, REFERENCE_ATOL * max(1.0, float(np.max(np.abs(ref)))), f"{case}: {name}")
 
 
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("case", CASES)
-def test_kernel_matches_core_update_in_float32(case):
-    for fast, ref, name in zip(_run(ops.adam_update, np.float32, case), _run(adam_update, np.float32, case),
-                               ("p", "exp_avg", "exp_avg_sq")):
+def test_kernel_matches_core_update_in_float32(case, shape):
+    runs = (_run(update, np.float32, case, shape=shape) for update in (ops.adam_update, adam_update))
+    for fast, ref, name in zip(*runs, ("p", "exp_avg", "exp_avg_sq")):
         assert fast.dtype == np.float32
         np.testing.assert_array_equal(fast, ref, err_msg=f"{case}: {name} differs from NumPy's float32 update")
+
+
+def test_shapes_cover_both_kernels():
+    assert min(np.prod(s) for s in SHAPES) < adamw.PARALLEL_MIN_ELEMENTS <= max(np.prod(s) for s in SHAPES)
 
 
 def test_optimizer_uses_the_kernel_in_numba_mode_only():
