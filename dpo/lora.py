@@ -153,7 +153,7 @@ class LoraWeight(ModelDefinition):
 
 
 class LoraLinear(ModelDefinition):
-    """A Linear plus a low-rank update: W x + b + (alpha/r)·B(A(dropout(x))).
+    """A Linear plus a low-rank update: W x + b + B((alpha/r)·A(dropout(x))).
 
     `weight` and `bias` are the wrapped Linear's own parameters (no copy);
     `lora_A` (r, in) and `lora_B` (out, r) are the adapters. `adapters_enabled`
@@ -179,7 +179,7 @@ class LoraLinear(ModelDefinition):
             return y
         if self.dropout and self.training:
             x = self.F.dropout(x, self.dropout, True)
-        return y + self.lora_B(self.lora_A(x)) * self.scaling
+        return y + self.lora_B(self.lora_A(x) * self.scaling)  # scaled at rank r: no (T, out) temporary
 
     def delta_weight(self) -> np.ndarray:
         """(alpha/r)·B·A as a float64 NumPy array of the base weight's shape."""
