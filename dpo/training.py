@@ -88,13 +88,12 @@ def build_models(config: DPOConfig | GPTConfig | None = None, backend=None, seed
 def _masked_nll(model, batch, backend):
     """Mean next-token NLL over the completion tokens of the chosen rows (SFT loss)."""
     b = batch.batch_size
-    ids = backend.tensor(batch.input_ids[:b])
-    mask = backend.tensor(batch.attention_mask[:b])
     targets = batch.targets[:b]
-    logits = model(ids, mask)
-    per_token = backend.F.token_logprobs(logits, backend.tensor(targets), ignore_index=IGNORE_INDEX)
-    count = max(int((targets != IGNORE_INDEX).sum()), 1)
-    return -per_token.sum() / count
+    rows, cols = np.nonzero(targets != IGNORE_INDEX)  # the head runs at these positions only
+    logits = model(backend.tensor(batch.input_ids[:b]), backend.tensor(batch.attention_mask[:b]),
+                   logits_at=(backend.tensor(rows), backend.tensor(cols)))
+    picked = backend.F.token_logprobs(logits, backend.tensor(targets[rows, cols]), ignore_index=IGNORE_INDEX)
+    return -picked.sum() / max(len(rows), 1)
 
 
 def warmup_pretrain(model, pairs, tokenizer=None, steps: int | None = None, lr: float | None = None,
