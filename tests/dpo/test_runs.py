@@ -175,11 +175,12 @@ def test_an_interrupt_finishes_the_step_saves_and_resumes_exactly(tmp_path):
             os.kill(os.getpid(), signal.SIGINT)
 
     policy, reference = build_models(config, backend=be)
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN where the shell started the tests in the background
     with interrupts.saving_on_interrupt(), pytest.raises(interrupts.RunInterrupted) as caught:
         train_dpo(policy, reference, pairs(6), config, out_dir=tmp_path / "cut", on_log=signal_at_step_2)
     assert caught.value.exit_code == 130 and caught.value.step == 2
     assert str(caught.value) == f"interrupted by SIGINT after DPO step 2: saved {tmp_path / 'cut' / 'checkpoint-2'}"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert signal.getsignal(signal.SIGINT) is before  # put back
     policy, reference = build_models(config, backend=be)
     rest = train_dpo(policy, reference, pairs(6), config, out_dir=tmp_path / "cut",
                      resume_from=tmp_path / "cut" / "checkpoint-2")
@@ -282,6 +283,7 @@ def test_an_interrupt_at_the_end_of_an_epoch_keeps_its_evaluation(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     policy, reference = build_models(config, backend=be)
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN where the shell started the tests in the background
     with interrupts.saving_on_interrupt(), pytest.raises(interrupts.RunInterrupted) as caught:
         train_dpo(policy, reference, pairs(10), config, out_dir=tmp_path / "cut", on_log=signal_at_step_2)
     assert caught.value.exit_code == 143
