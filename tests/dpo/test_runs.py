@@ -283,7 +283,6 @@ def test_an_interrupt_at_the_end_of_an_epoch_keeps_its_evaluation(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     policy, reference = build_models(config, backend=be)
-    before = signal.getsignal(signal.SIGINT)  # SIG_IGN where the shell started the tests in the background
     with interrupts.saving_on_interrupt(), pytest.raises(interrupts.RunInterrupted) as caught:
         train_dpo(policy, reference, pairs(10), config, out_dir=tmp_path / "cut", on_log=signal_at_step_2)
     assert caught.value.exit_code == 143
