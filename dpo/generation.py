@@ -117,7 +117,7 @@ def generate_batch(model, prompts, max_new_tokens=48, temperature=0.0, top_k=Non
             while any(live):
                 # the head runs at each row's last position only (B, V), as transformers' generate does
                 cols = lengths - 1 if cache is None or not cache.slots else np.zeros(len(rows), np.int64)
-                at = (backend.tensor(np.arange(len(rows), dtype=np.int64)), backend.tensor(cols.astype(np.int64)))
+                at = (backend.tensor(np.arange(len(rows), dtype=np.int64)), backend.tensor(cols))
                 last = backend.to_numpy(model(backend.tensor(ids), backend.tensor(mask), cache=cache, logits_at=at))
                 step = np.zeros(len(rows), dtype=np.int64)
                 appended = np.zeros(len(rows), dtype=bool)

@@ -26,6 +26,17 @@ class CountedTokens(NamedTuple):
     logits: object
 
 
+def target_logprobs(model, ids, mask, targets, backend):
+    """(picked, logits, (rows, cols)): log p(target) (N,) at the N positions whose target is
+    not IGNORE_INDEX, in np.nonzero order, with the head's logits (N, V) there. ids, mask,
+    targets: NumPy (B, T)."""
+    rows, cols = np.nonzero(targets != IGNORE_INDEX)
+    # through model(...), not model.hidden_states: DDP and FSDP act in the forward's hooks
+    logits = model(backend.tensor(ids), backend.tensor(mask), logits_at=(backend.tensor(rows), backend.tensor(cols)))
+    picked = backend.F.token_logprobs(logits, backend.tensor(targets[rows, cols]), ignore_index=IGNORE_INDEX)
+    return picked, logits, (rows, cols)
+
+
 def counted_token_logprobs(model, batch: PreferenceBatch, backend=None) -> CountedTokens:
     """The log-probs of the targets that count (completion tokens), with the LM head and
     the log-softmax run at those N positions only: prompt and padding rows never reach
@@ -36,11 +47,8 @@ def counted_token_logprobs(model, batch: PreferenceBatch, backend=None) -> Count
     to the model's own.
     """
     backend = backend or type(model).backend
-    rows, cols = np.nonzero(batch.loss_mask)
-    # through model(...), not model.hidden_states: DDP and FSDP act in the forward's hooks
-    logits = model(backend.tensor(batch.input_ids), backend.tensor(batch.attention_mask),
-                   logits_at=(backend.tensor(rows), backend.tensor(cols)))
-    picked = backend.F.token_logprobs(logits, backend.tensor(batch.targets[rows, cols]), ignore_index=IGNORE_INDEX)
+    picked, logits, (rows, cols) = target_logprobs(model, batch.input_ids, batch.attention_mask, batch.targets,
+                                                   backend)
     # back to (rows, T): position n of the counted ones, or the appended 0 where nothing counts
     slot = np.full(batch.targets.shape, len(rows), dtype=np.int64)
     slot[rows, cols] = np.arange(len(rows))

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import interrupts
 from . import ref_cache as ref_logps_cache
-from .batching import IGNORE_INDEX, collate, count_truncated, iterate_batches, split_train_eval
+from .batching import collate, count_truncated, iterate_batches, split_train_eval
 from .checkpoint import (
     architecture_difference,
     architecture_of,
@@ -37,7 +37,7 @@ from .checkpoint import (
 from .config import DPOConfig
 from .distributed import SINGLE
 from .divergence import DivergenceMonitor, TrainingDiverged
-from .logprobs import sequence_log_prob
+from .logprobs import sequence_log_prob, target_logprobs
 from .lora import adapters_off, apply_lora, has_lora, save_adapter, trainable_parameters
 from .losses import RunningMean, dpo_loss
 from .metrics import MetricsLog
@@ -87,12 +87,9 @@ def build_models(config: DPOConfig | GPTConfig | None = None, backend=None, seed
 
 def _masked_nll(model, batch, backend):
     """Mean next-token NLL over the completion tokens of the chosen rows (SFT loss)."""
-    b = batch.batch_size
-    targets = batch.targets[:b]
-    rows, cols = np.nonzero(targets != IGNORE_INDEX)  # the head runs at these positions only
-    logits = model(backend.tensor(batch.input_ids[:b]), backend.tensor(batch.attention_mask[:b]),
-                   logits_at=(backend.tensor(rows), backend.tensor(cols)))
-    picked = backend.F.token_logprobs(logits, backend.tensor(targets[rows, cols]), ignore_index=IGNORE_INDEX)
+    b = batch.batch_size  # the head runs at the counted positions only
+    picked, _, (rows, _) = target_logprobs(model, batch.input_ids[:b], batch.attention_mask[:b], batch.targets[:b],
+                                           backend)
     return -picked.sum() / max(len(rows), 1)
 
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from ..autograd import _faster
+from ..autograd import faster
 from .optimizer import Optimizer
 
 
@@ -26,7 +26,7 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def step(self):
-        update = _faster.get(adam_update, adam_update)  # the accelerator's one-pass kernel, when registered
+        update = faster(adam_update)  # the accelerator's one-pass kernel, when registered
         for group in self.param_groups:
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p, g, state in self._params_with_grad(group):
