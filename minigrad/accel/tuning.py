@@ -20,10 +20,14 @@ benchmarks/results/ give the figures):
    restarts on the next call).
 3. **glibc hands freed large arrays back to the OS** (above its mmap threshold
    they are unmapped on free), so every step page-faults its activations and
-   gradients in again. `mallopt` raises the mmap threshold to 64 MiB and the trim threshold to
-   256 MiB: freed blocks stay in the heap and are reused next step. (Setting
-   only the trim threshold is worse than nothing: any `mallopt` of these turns
-   off glibc's own adaptive threshold.)
+   gradients in again. `mallopt` raises the mmap threshold to 64 MiB and turns
+   heap trimming off (trim threshold -1): freed blocks stay in the heap and are
+   reused next step. A finite trim threshold is not enough once the backward
+   frees activations as it goes: the freed top of the heap then passes any
+   threshold below the step's peak, is handed back, and is faulted in again by
+   the next forward. The price is that the process keeps its peak heap until it
+   exits. (Setting only the trim threshold is worse than nothing: any `mallopt`
+   of these turns off glibc's own adaptive mmap threshold.)
 
 `tune_process()` applies them once per process, and only when called: importing
 minigrad or running an op never does. Entry points that want them call it (the CLI
@@ -46,7 +50,7 @@ import sys
 _applied: dict | None = None
 
 MMAP_THRESHOLD = 64 << 20
-TRIM_THRESHOLD = 256 << 20
+TRIM_THRESHOLD = -1  # mallopt's value for "never trim"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 
 
@@ -93,7 +97,8 @@ def _openblas_thread_timeout() -> str:
 def _malloc_thresholds() -> str:
     if not sys.platform.startswith("linux"):
         return "skipped: not Linux"
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+    chosen = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+    if any(name in os.environ for name in chosen) or "malloc" in os.environ.get("GLIBC_TUNABLES", ""):
         return "left as set in the environment"
     try:
         libc = ctypes.CDLL(None)
@@ -102,7 +107,7 @@ def _malloc_thresholds() -> str:
         return "skipped: no glibc mallopt"
     if not (mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
         return "skipped: mallopt refused"
-    return f"malloc mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold {TRIM_THRESHOLD >> 20} MiB"
+    return f"malloc mmap threshold {MMAP_THRESHOLD >> 20} MiB, heap trimming off"
 
 
 def tune_process() -> dict:

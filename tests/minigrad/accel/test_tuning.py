@@ -37,7 +37,8 @@ print(json.dumps({"applied": tuning.tune_process(), "untouched_by_the_library": 
 def probe(**env):
     clean = {k: v for k, v in os.environ.items()
              if k not in ("OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT", "MINIGRAD_CPU_TUNING",
-                          "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES", "MINIGRAD_KERNELS")}
+                          "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
+                          "GLIBC_TUNABLES", "MINIGRAD_KERNELS")}
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**clean, **env}, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -50,7 +51,7 @@ def test_the_library_tunes_nothing_and_tune_process_applies_all_three_settings()
     assert out["omp"] == "passive"
     assert out["applied"]["openmp"] == "OMP_WAIT_POLICY=passive"
     if sys.platform.startswith("linux"):
-        assert out["applied"]["malloc"].startswith("malloc mmap threshold 64 MiB")
+        assert out["applied"]["malloc"] == "malloc mmap threshold 64 MiB, heap trimming off"
     # NumPy's wheel ships OpenBLAS on this platform; where it does not, the step says so
     assert out["applied"]["openblas"] in ("OPENBLAS_THREAD_TIMEOUT=4", "skipped: NumPy's OpenBLAS not found")
 
@@ -62,6 +63,47 @@ def test_a_setting_the_user_chose_is_left_alone():
     assert out["applied"]["openblas"] == "left as set: OPENBLAS_THREAD_TIMEOUT=10"
     if sys.platform.startswith("linux"):
         assert out["applied"]["malloc"] == "left as set in the environment"
+
+
+@pytest.mark.parametrize("variable", ["MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"])
+def test_any_malloc_variable_the_user_set_leaves_malloc_alone(variable):
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the malloc settings apply to glibc only")
+    assert probe(**{variable: "1048576"})["applied"]["malloc"] == "left as set in the environment"
+
+
+HEAP = """
+import json, sys
+import numpy as np
+from minigrad.accel import tuning
+
+def resident_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+if sys.argv[1] == "tuned":
+    tuning.tune_process()
+blocks = [np.ones(4 << 20) for _ in range(12)]  # 12 x 32 MiB, each below the mmap threshold: heap blocks
+full = resident_mib()
+del blocks
+print(json.dumps({"full": full, "after_free": resident_mib()}))
+"""
+
+
+def test_tuned_process_keeps_its_freed_heap_for_the_next_step():
+    """384 MiB freed at the top of the heap: glibc's default hands it back to the OS (it
+    would be faulted in again next step); tuned, the heap keeps it."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the malloc settings apply to glibc only")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "MINIGRAD_CPU"))}
+    runs = {}
+    for mode in ("default", "tuned"):
+        result = subprocess.run([sys.executable, "-c", HEAP, mode], cwd=ROOT, env=clean, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        runs[mode] = json.loads(result.stdout)
+    assert runs["default"]["full"] - runs["default"]["after_free"] > 300
+    assert runs["tuned"]["full"] - runs["tuned"]["after_free"] < 16
 
 
 def test_switched_off_by_environment():
