@@ -18,7 +18,9 @@ eager on the CPU with its default threads; float32; medians):
    steps added to what the process held after setting up);
 6. cold start: `python -m dpo demo` with an empty numba cache, then warm;
 7. (--cuda, where a GPU is present) item 2 on torch CUDA in float32 and with bf16
-   autocast.
+   autocast;
+8. items 1 and 2 on numpy without `minigrad.accel.tune_process()` beside the tuned
+   step: what a library user who never calls it gets.
 
 Each backend runs in its own worker process, the two taking turns in blocks of
 steps (`side_by_side.py`), so both see the same machine load and neither shares a
@@ -109,6 +111,27 @@ def compare_step(workload: dict, rounds: int, block: int, peak_gflops: float, ba
     if len(rows) == 2:
         rows[0]["ratio"] = rows[0]["ms"] / rows[1]["ms"]
     return rows
+
+
+# ---- item 8: without the process tuning ------------------------------------------------------
+def untuned(workload: dict, rounds: int, block: int) -> dict:
+    """The numpy step with `minigrad.accel.tune_process()` (what the CLI and the other rows
+    measure) and without it (what a library user who never calls it gets), side by side."""
+    specs = {"tuned": {"backend": "numpy", **workload}, "untuned": {"backend": "numpy", "tune_process": False,
+                                                                   **workload}}
+    with SideBySide(specs) as run:
+        times = run.interleaved(rounds=rounds, block=block)
+    row = {"config": workload["label"]}
+    for name in specs:
+        row[f"{name}_ms"], row[f"{name}_spread"] = median_ms(times[name]), spread(times[name])
+    return row
+
+
+def untuned_table(rows) -> str:
+    lines = ["| config | numpy, tune_process() | numpy, untuned | untuned / tuned |", "|---|---|---|---|"]
+    lines += [f"| {r['config']} | {r['tuned_ms']:.1f} {r['tuned_spread']} ms | {r['untuned_ms']:.1f} "
+              f"{r['untuned_spread']} ms | {r['untuned_ms'] / r['tuned_ms']:.2f}x |" for r in rows]
+    return "\n".join(lines)
 
 
 # ---- item 4: scaling ----------------------------------------------------------------------------
@@ -250,6 +273,9 @@ def run(quick=False, cuda=False, skip=()):
     print(step_table(rows[2:]), flush=True)
     report["steps"] = rows
 
+    if "untuned" not in skip:
+        report["untuned"] = [untuned(DEFAULT, rounds, block), untuned(LARGE, 3 if quick else 4, 3)]
+        print(untuned_table(report["untuned"]), flush=True)
     if cuda:
         if _version("torch") is None:
             print("--cuda: torch is not installed; skipped")
@@ -293,6 +319,12 @@ def write_markdown(report):
              step_table(report["steps"]), "",
              "numpy / torch < 1 means minigrad is faster. Peak RSS is the worker's whole peak resident memory "
              "(Python, the libraries, the model); in brackets, what the training steps added to it.", ""]
+    if "untuned" in report:
+        lines += ["## Without the process tuning", "",
+                  "What a library user who imports minigrad and never calls `minigrad.accel.tune_process()` gets "
+                  "(the CLI, the demo and the rows above call it; docs/kernels.md says what it changes). numpy "
+                  "backend in two worker processes, one tuned and one not, side by side.", "",
+                  untuned_table(report["untuned"]), ""]
     if "cuda" in report:
         lines += ["## torch on CUDA (large config)", "", "| backend | ms / step | tokens / s |", "|---|---|---|"]
         lines += [f"| {r['backend']} | {r['ms']:.2f} | {r['tokens_per_s']:,.0f} |" for r in report["cuda"]]

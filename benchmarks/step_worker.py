@@ -52,9 +52,10 @@ def _dpo_step(spec: dict):
 
     workload = dpo_workload(spec["backend"], model_from_spec(spec.get("model", "default")),
                             pairs_from_spec(spec.get("pairs", {"kind": "builtin"})), device=spec.get("device"),
-                            autocast=spec.get("autocast"), label=spec.get("label", ""))
+                            autocast=spec.get("autocast"), label=spec.get("label", ""),
+                            tune=spec.get("tune_process", True))
     return workload.step, {"tokens": workload.tokens, "flops": workload.flops, "shape": list(workload.shape),
-                           "backend": workload.backend_label}
+                           "backend": workload.backend_label, "tuning": workload.tuning}
 
 
 def _op_call(spec: dict):

@@ -61,7 +61,8 @@ def training_flops(config: GPTConfig, lengths) -> float:
 @dataclasses.dataclass
 class Workload:
     """One DPO step on one backend: call `step()`. `tokens`: real (non-padding) tokens
-    per step; `flops`: useful FLOPs per step; `shape`: (rows, T) of the batch."""
+    per step; `flops`: useful FLOPs per step; `shape`: (rows, T) of the batch; `tuning`:
+    what the backend's `tune_process()` did (None: not called, or nothing to tune)."""
 
     label: str
     backend_label: str
@@ -69,13 +70,16 @@ class Workload:
     tokens: int
     flops: float
     shape: tuple
+    tuning: dict | None = None
 
 
 def dpo_workload(backend_name: str, model: GPTConfig, pairs, device=None, dtype="float32",
-                 autocast=None, seed: int = 0, label: str = "") -> Workload:
-    """A DPO step of `model` on `pairs` (all of them as one batch) on a backend."""
+                 autocast=None, seed: int = 0, label: str = "", tune: bool = True) -> Workload:
+    """A DPO step of `model` on `pairs` (all of them as one batch) on a backend. `tune`: apply the
+    backend's `tune_process()` first, as the CLI does (False: what a library user who never calls
+    it gets; MINIGRAD_CPU_TUNING=0 turns it off too)."""
     backend = get_backend(backend_name, device=device, dtype=dtype)
-    backend.tune_process()  # a benchmark is an entry point: it measures what the CLI gets (MINIGRAD_CPU_TUNING=0: off)
+    tuning = backend.tune_process() if tune else None
     config = DPOConfig(model=model, lr=1e-5, seed=seed)
     policy, reference = build_models(config, backend=backend)
     tokenizer = InstructionTokenizer()
@@ -92,7 +96,8 @@ def dpo_workload(backend_name: str, model: GPTConfig, pairs, device=None, dtype=
     lengths = batch.attention_mask.sum(axis=1)
     name = backend_name + ("" if (device or "cpu") == "cpu" else f" {device}") + (f" {autocast} autocast"
                                                                                   if autocast else "")
-    return Workload(label, name, step, int(lengths.sum()), training_flops(model, lengths), batch.input_ids.shape)
+    return Workload(label, name, step, int(lengths.sum()), training_flops(model, lengths), batch.input_ids.shape,
+                    tuning)
 
 
 def default_pairs():

@@ -48,6 +48,28 @@ def test_compare_step_rows_carry_the_ratio_and_memory():
         assert r["peak_fraction"] == pytest.approx(r["gflops"] / 100.0)
 
 
+def test_untuned_row_times_a_tuned_and_an_untuned_numpy_worker():
+    with SideBySide({"tuned": {"backend": "numpy", **TINY},
+                     "untuned": {"backend": "numpy", "tune_process": False, **TINY}}) as run:
+        tuning = {name: run.info(name)["tuning"] for name in ("tuned", "untuned")}
+    assert tuning["untuned"] is None and set(tuning["tuned"]) in ({"openmp", "openblas", "malloc"}, {"all"})
+    row = dpo_vs_torch.untuned(TINY, rounds=1, block=2)
+    assert row["config"] == "tiny" and row["tuned_ms"] > 0 and row["untuned_ms"] > 0
+    line = dpo_vs_torch.untuned_table([row]).splitlines()[-1]
+    assert line.startswith("| tiny | ") and line.endswith(f"| {row['untuned_ms'] / row['tuned_ms']:.2f}x |")
+
+
+def test_unknown_skip_part_is_refused_by_name():
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "--skip", "cold,nope"], cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--skip: unknown part(s) nope; the parts are untuned, scaling, cold, pretrained" in result.stderr
+
+
 def test_a_worker_that_cannot_start_is_reported_by_name():
     with pytest.raises(WorkerError, match="'bad'"):
         with SideBySide({"bad": {"backend": "nonexistent", **TINY}}):
@@ -76,9 +98,12 @@ def test_report_writes_markdown_and_json(tmp_path, monkeypatch):
            "gflops": 1.0, "peak_fraction": 0.5, "peak_rss_mib": 100.0, "added_mib": 5.0, "ratio": 0.9}
     report = {"machine": {"cpu": "cpu", "cores": 2, "python": "3", "numpy": "2", "numba": "0", "torch": None},
               "matmul_peak_gflops": 2.0, "steps": [row], "profile": [("f:1(g)", 0.5, 0.25)],
-              "cold_start": {"cold_s": 9.0, "warm_s": 2.0}}
+              "cold_start": {"cold_s": 9.0, "warm_s": 2.0},
+              "untuned": [{"config": "c", "tuned_ms": 20.0, "tuned_spread": "±1.00", "untuned_ms": 50.0,
+                           "untuned_spread": "±2.00"}]}
     dpo_vs_torch.write_markdown(report)
     text = (tmp_path / "dpo.md").read_text()
+    assert "| c | 20.0 ±1.00 ms | 50.0 ±2.00 ms | 2.50x |" in text
     assert "**0.90x**" in text and "| `f:1(g)` | 0.50 | 25% |" in text and "**9.0 s**" in text
     assert json.loads((tmp_path / "dpo.json").read_text())["steps"][0]["ratio"] == 0.9
     assert os.path.exists(tmp_path / "dpo.json")
