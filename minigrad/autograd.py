@@ -80,7 +80,8 @@ def enable_grad(func=None):
 
 # The one dispatch table: a core op (Function subclass) -> a faster Function with the same
 # inputs, outputs and options that `apply` runs instead; likewise a core in-place update
-# function (minigrad.optim.adam.adam_update) -> a faster one with the same arguments and effect.
+# function (minigrad.optim.adam.adam_update, accumulate below) -> a faster one with the same
+# arguments and effect.
 # Filled and emptied by minigrad.accel; empty, everything runs its own NumPy code.
 _faster: dict = {}
 
@@ -199,6 +200,12 @@ def _store_grad(tensor, grad):
         tensor.grad.data += grad
 
 
+def accumulate(grads, key, g):
+    """grads[key] += g as a new array: the one there may be an array an op, or another
+    tensor's gradient, still holds."""
+    grads[key] = g if key not in grads else grads[key] + g
+
+
 def run_backward(root, gradient=None, retain_graph=False):
     """Back-propagate from `root` into every leaf that requires grad.
 
@@ -256,7 +263,6 @@ def run_backward(root, gradient=None, retain_graph=False):
             )
         for parent, needed, g in zip(fn.parents, fn.needs_input_grad, input_grads):
             if needed and g is not None:
-                g, key = sum_to_shape(g, parent.shape).astype(parent.dtype, copy=False), id(parent)
-                grads[key] = g if key not in grads else grads[key] + g
+                faster(accumulate)(grads, id(parent), sum_to_shape(g, parent.shape).astype(parent.dtype, copy=False))
         if not retain_graph:
             fn.release()

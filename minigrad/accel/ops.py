@@ -2,8 +2,8 @@
 the numba kernels beside this file. Same inputs, options, checks and saved-value
 contract as the core op; the kernel modules (and numba) are imported on first use.
 
-`ACCELERATED` is what `minigrad.accel` puts in the core's dispatch table: these ops, and
-the optimizer's Adam update (`adam_update`).
+`ACCELERATED` is what `minigrad.accel` puts in the core's dispatch table: these ops, the
+optimizer's Adam update (`adam_update`) and the engine's gradient sums (gradients.py).
 """
 
 import importlib
@@ -12,9 +12,11 @@ import sys
 
 import numpy as np
 
+from .. import autograd
 from ..autograd import is_grad_enabled
 from ..ops import attention, embedding, layer_norm, log_softmax, pointwise, token_logprobs
 from ..optim import adam
+from . import gradients
 
 
 def _kernels(name):
@@ -159,3 +161,4 @@ def adam_update(p, g, m, v, t, lr, b1, b2, eps, wd, decoupled):
 ACCELERATED = {cls.__mro__[1]: cls for cls in (
     ScaledDotProductAttention, Embedding, LayerNorm, LogSoftmax, TokenLogprobs, GELU)}
 ACCELERATED[adam.adam_update] = adam_update
+ACCELERATED[autograd.accumulate] = gradients.accumulate

@@ -56,9 +56,18 @@ class Expand(Function):
         return g, None
 
 
-def _has_array_index(index):
+def _may_repeat(index, shape):
+    """Whether `index` may pick one entry twice (its gradient must then accumulate). Only
+    integer arrays can: when the index is nothing but integer arrays, it does exactly when
+    two of their broadcast tuples name the same entry; mixed with other items, assume so."""
     items = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(i, (np.ndarray, list)) for i in items)
+    arrays = [np.asarray(i) for i in items if isinstance(i, (np.ndarray, list))]
+    if not any(a.dtype.kind in "iu" for a in arrays):
+        return False
+    if len(arrays) < len(items) or any(a.dtype.kind not in "iu" for a in arrays):
+        return True
+    flat = np.ravel_multi_index(np.broadcast_arrays(*arrays), shape[:len(arrays)], mode="wrap").ravel()
+    return np.unique(flat).size < flat.size
 
 
 class Index(Function):
@@ -79,8 +88,8 @@ class Index(Function):
     @staticmethod
     def backward(ctx, g):
         grad = np.zeros_like(ctx.a, dtype=g.dtype)
-        if _has_array_index(ctx.index):
-            np.add.at(grad, ctx.index, g)
+        if _may_repeat(ctx.index, ctx.a.shape):
+            np.add.at(grad, ctx.index, g)  # unbuffered: each repeat adds
         else:
             grad[ctx.index] = g
         return grad, None

@@ -73,6 +73,12 @@ CASES = [
     case("index_repeated_columns", lambda lib, F, x: x[:, _t(lib, COLS)], (3, 4)),
     case("index_2d_array", lambda lib, F, x: x[_t(lib, INDEX_2D)], (3, 4)),
     case("index_pairs", lambda lib, F, x: x[_t(lib, np.array([0, 2, 0])), _t(lib, np.array([1, 1, 1]))], (3, 4)),
+    case("index_pairs_unique", lambda lib, F, x: x[_t(lib, np.array([0, 2, 1])), _t(lib, np.array([1, 3, 1]))],
+         (3, 4)),
+    # -3 is row 0 and -1 column 3: (0, 3) picked twice
+    case("index_pairs_negative_repeat",
+         lambda lib, F, x: x[_t(lib, np.array([0, -3, 2])), _t(lib, np.array([-1, 3, 3]))], (3, 4)),
+    case("index_array_then_int", lambda lib, F, x: x[_t(lib, np.array([1, 1])), 2], X3),
     case("index_bool_mask", lambda lib, F, x: x[_t(lib, PICK)], (3, 4)),
     case("unbind", lambda lib, F, x: x.unbind(1), (3, 4)),
     case("gather_dim1", lambda lib, F, x: x.gather(1, _t(lib, GATHER_DIM1)), (3, 4)),
@@ -117,6 +123,22 @@ def test_repeated_indices_accumulate_by_hand():
     y = minigrad.tensor(np.zeros((2, 3)), requires_grad=True)
     y.gather(1, minigrad.tensor([[1, 1], [0, 2]])).sum().backward()
     np.testing.assert_array_equal(y.grad.data, [[0.0, 2.0, 0.0], [1.0, 0.0, 1.0]])
+
+
+def test_an_index_that_picks_each_entry_once_is_assigned_and_one_with_repeats_accumulates():
+    """Unique integer-array pairs take the plain assignment; the same entry named twice
+    (here through a negative index) takes np.add.at. Both by hand."""
+    from minigrad.ops.shape import _may_repeat
+
+    rows, cols = np.array([[0, 2], [1, 1]]), np.array([1, 3])
+    assert not _may_repeat((rows, cols), (3, 4)) and not _may_repeat(PICK, (3, 4))
+    assert _may_repeat((np.array([0, -3]), np.array([2, 2])), (3, 4)) and _may_repeat((rows, 1), (3, 4))
+    x = minigrad.tensor(np.zeros((3, 4)), requires_grad=True)
+    (x[minigrad.tensor(rows), minigrad.tensor(cols)] * minigrad.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0, 1, 0, 0], [0, 3, 0, 4], [0, 0, 0, 2]])
+    x.grad = None
+    x[minigrad.tensor([0, -3]), minigrad.tensor([2, 2])].sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0, 0, 2, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
 
 
 def test_split_sizes_follow_torch():
