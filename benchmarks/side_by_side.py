@@ -35,11 +35,14 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    def __init__(self, name: str, spec: dict, env: dict | None = None):
+    """One step worker; `root`: the checkout whose code it runs (this one by default)."""
+
+    def __init__(self, name: str, spec: dict, env: dict | None = None, root: str | None = None):
         self.name = name
+        extra = {} if root is None else {"PYTHONPATH": root}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.step_worker", json.dumps(spec)], cwd=ROOT,
-            env={**os.environ, **(env or {})}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "benchmarks.step_worker", json.dumps(spec)], cwd=root or ROOT,
+            env={**os.environ, **(env or {}), **extra}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         self.info = self._read()
 
@@ -73,13 +76,13 @@ class SideBySide:
     """Workers for {name: spec}, started one after the other (so that no start-up, with
     its imports and compiles, overlaps another's timing), closed on exit."""
 
-    def __init__(self, specs: dict, env: dict | None = None):
-        self.specs, self.env, self.workers = specs, env, {}
+    def __init__(self, specs: dict, env: dict | None = None, roots: dict | None = None):
+        self.specs, self.env, self.roots, self.workers = specs, env, roots or {}, {}
 
     def __enter__(self):
         try:
             for name, spec in self.specs.items():
-                self.workers[name] = Worker(name, spec, self.env)
+                self.workers[name] = Worker(name, spec, self.env, self.roots.get(name))
         except BaseException:
             self.__exit__()
             raise

@@ -59,6 +59,27 @@ def test_untuned_row_times_a_tuned_and_an_untuned_numpy_worker():
     assert line.startswith("| tiny | ") and line.endswith(f"| {row['untuned_ms'] / row['tuned_ms']:.2f}x |")
 
 
+def test_two_checkouts_take_turns_each_on_its_own_code(tmp_path):
+    """benchmarks.checkouts: a worker per checkout, each importing from its own folder."""
+    from benchmarks import checkouts
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with SideBySide({"a": {"backend": "numpy", **TINY}}, roots={"a": root}) as run:
+        assert run.info("a")["tokens"] > 0
+    times = checkouts.compare(root, root, TINY, rounds=2, block=2)
+    assert [len(times["before"]), len(times["after"])] == [2, 2]
+    text = checkouts.report(times, "tiny")
+    assert text.splitlines()[0] == "tiny" and text.splitlines()[-1].startswith("after / before: ")
+    # a folder that is not a checkout: its own worker would fail to import; refused up front, by name
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "benchmarks.checkouts", str(tmp_path), root], cwd=root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"{tmp_path}: not a checkout of this repository (no benchmarks/step_worker.py)" in result.stderr
+
+
 def test_unknown_skip_part_is_refused_by_name():
     import subprocess
     import sys
