@@ -9,8 +9,8 @@ Each checkout runs in a step worker of its own, on its own code (its folder firs
 PYTHONPATH and as the working directory) under this interpreter; the two take turns in
 blocks of steps, so both see the same load on the machine, which two `make bench` runs
 a minute apart do not (absolute times here drift by several percent from one minute to
-the next). Prints each side's median step with its interquartile range, and after /
-before. Nothing is written.
+the next). Prints each side's median step with half its interquartile range (as `make bench`
+does), and after / before. Nothing is written.
 """
 
 from __future__ import annotations
@@ -22,14 +22,9 @@ import sys
 
 from .dpo_vs_torch import DEFAULT, LARGE
 from .side_by_side import SideBySide
+from .timing import median_ms, spread
 
 CONFIGS = {"default": DEFAULT, "large": LARGE}
-
-
-def quartiles(seconds) -> tuple:
-    """(first quartile, median, third quartile) in ms."""
-    q1, median, q3 = statistics.quantiles(seconds, n=4)
-    return 1e3 * q1, 1e3 * median, 1e3 * q3
 
 
 def compare(before: str, after: str, workload: dict, backend: str = "numpy", rounds: int = 20,
@@ -43,8 +38,7 @@ def compare(before: str, after: str, workload: dict, backend: str = "numpy", rou
 def report(times: dict, label: str) -> str:
     lines = []
     for name in ("before", "after"):
-        q1, median, q3 = quartiles(times[name])
-        lines.append(f"{name:6}  {median:9.2f} ms  (IQR {q1:.2f}-{q3:.2f}, {len(times[name])} steps)")
+        lines.append(f"{name:6}  {median_ms(times[name]):9.2f} {spread(times[name])} ms  ({len(times[name])} steps)")
     ratio = statistics.median(times["after"]) / statistics.median(times["before"])
     return "\n".join([label] + lines + [f"after / before: {ratio:.3f}"])
 
